@@ -1,0 +1,35 @@
+"""``hwnas space show``: slots, shapes, allowed operators and the size of a search space."""
+from __future__ import annotations
+
+from nas.cli_common import emit_json, load_space
+
+
+def register(sub) -> None:
+    show = sub.add_parser("space", help="inspect a search space").add_subparsers(dest="action", required=True)
+    p = show.add_parser("show", help="slots, shapes, allowed ops, space size")
+    p.add_argument("config", help="experiment YAML")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=run_show)
+
+
+def run_show(args) -> int:
+    space = load_space(args.config)
+    info = space.describe()
+    if args.json:
+        emit_json(info)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"search space of {args.config}")
+    for col in ("slot", "C", "T×H×W", "L×D", "heads", "operators", "max layers"):
+        table.add_column(col, overflow="fold")
+    for s in space.slots:
+        table.add_row(s.name, str(s.channels), f"{s.frames}×{s.height}×{s.width}", f"{s.text_tokens}×{s.text_dim}",
+                      str(s.heads), ", ".join(s.ops), str(s.max_layers))
+    console = Console()
+    console.print(table)
+    console.print(f"size: {info['size']:,} architectures")
+    for name, arch in info["examples"].items():
+        console.print(f"{name}: {arch}")
+    return 0
