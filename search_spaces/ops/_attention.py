@@ -30,14 +30,16 @@ def rope_tables(positions: torch.Tensor, head_dim: int, base: float = 10000.0):
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x[2i], x[2i+1]) of the last dim by the angle of each token's position.
+    """Rotate channel pairs (x[i], x[i + d/2]) of the last dim by each token's position angle.
 
     ``x``: (..., N, d); ``cos``/``sin``: (N, d // 2). An odd last channel is left as is.
+    Rank-preserving (no unflatten), so Core ML's rank-5 limit holds for 5-D queries.
     """
     d = x.shape[-1]
-    rot = 2 * (d // 2)
-    x_rot = x[..., :rot].unflatten(-1, (rot // 2, 2))
-    x1, x2 = x_rot[..., 0], x_rot[..., 1]
+    half = d // 2
+    x1, x2 = x[..., :half], x[..., half:2 * half]
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
-    return torch.cat((out, x[..., rot:]), dim=-1) if rot < d else out
+    parts = [x1 * cos - x2 * sin, x1 * sin + x2 * cos]
+    if 2 * half < d:
+        parts.append(x[..., 2 * half:])
+    return torch.cat(parts, dim=-1)

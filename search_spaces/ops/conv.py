@@ -24,8 +24,10 @@ class _TemporalConv(TemporalOp):
     def residual(self, x, context=None):
         b, t, c, h, w = x.shape
         y = x.permute(0, 2, 1, 3, 4)  # (B, C, T, H, W)
-        y = self.proj_out(self.act(self.norm(y)))
-        return y.permute(0, 2, 1, 3, 4)
+        # Normalise as (B, C, T·H·W): GroupNorm on 5-D input decomposes to a rank-6
+        # reshape, which Core ML cannot hold.
+        y = self.act(self.norm(y.reshape(b, c, t * h * w))).reshape(b, c, t, h, w)
+        return self.proj_out(y).permute(0, 2, 1, 3, 4)
 
     @classmethod
     def cost(cls, shape: OpShape) -> OpCost:

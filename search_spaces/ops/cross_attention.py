@@ -46,8 +46,8 @@ class _CrossAttention(TemporalOp):
             frame = torch.arange(t, device=x.device)
         groups, n = seq.shape[1], seq.shape[2]
         q = self.to_q(self.norm(seq)).reshape(b, groups, n, heads, d).transpose(2, 3)
-        kv = self.to_kv(context).reshape(b, 1, -1, 2, heads, d).permute(3, 0, 1, 4, 2, 5)
-        k, v = kv.unbind(0)  # (B, 1, heads, L, d), broadcast over the query groups
+        kv = self.to_kv(context).reshape(b, -1, 2, heads, d).permute(2, 0, 3, 1, 4)
+        k, v = kv[0].unsqueeze(1), kv[1].unsqueeze(1)  # (B, 1, heads, L, d), broadcast over groups
         q, k = self.q_norm(q), self.k_norm(k)
         if self.rope:
             cos, sin = rope_tables(frame, d)
