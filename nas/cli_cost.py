@@ -137,10 +137,12 @@ def run(args) -> int:
             raise CliError("--config applies to diffusers:CLASS models; an experiment carries its own backbone")
         space = SearchSpace(exp.space)
         arch = space.parse(args.arch)
-        model = space.build(arch, unet=build_unet(exp.space.backbone, "meta"))
+        dtype = getattr(torch, space.config.dtype)  # cost at the target's inference dtype
+        model = space.build(arch, unet=build_unet(exp.space.backbone, "meta").to(dtype))
         defaults = {"sample": space.video_shape, "timestep": (space.config.batch,),
                     "encoder_hidden_states": space.text_shape}
         kwargs = _forward_inputs(model, "VideoUNet", {**defaults, **shapes}, args.frames)
+        kwargs = {k: v.to(dtype) if k != "timestep" else v for k, v in kwargs.items()}
         label = f"{args.model} --arch {arch}"
     try:
         cost = model_cost(model, **kwargs)

@@ -139,8 +139,7 @@ class VideoUNet(nn.Module):
             with torch.device(first.device):  # new layers live where the backbone lives
                 stack = TemporalStack([create_op(layer.op, shape, **(op_options or {})) for _ in range(layer.count)])
             self.temporal[f"{slot}_{layer.op}"] = stack.to(first.dtype)
-        self._hooks = [modules[slot].register_forward_hook(self._make_hook(slot))
-                       for slot in architecture]
+        self._slot_modules = modules
 
     def _make_hook(self, slot: str):
         key = f"{slot}_{self.architecture[slot].op}"
@@ -168,6 +167,8 @@ class VideoUNet(nn.Module):
         if timestep.ndim == 0:
             timestep = timestep.expand(b)
         self._frames, self._context = t, encoder_hidden_states
+        # Hooks live only for this call, so several VideoUNets can share one 2D backbone.
+        hooks = [self._slot_modules[slot].register_forward_hook(self._make_hook(slot)) for slot in self.architecture]
         try:
             out = self.unet(
                 sample.reshape(b * t, c, h, w),
@@ -176,6 +177,8 @@ class VideoUNet(nn.Module):
             ).sample
         finally:
             self._context = None
+            for h in hooks:
+                h.remove()
         return out.reshape(b, t, *out.shape[1:])
 
 
