@@ -29,6 +29,15 @@ def run_show(args) -> int:
                       str(s.heads), ", ".join(s.ops), str(s.max_layers))
     console = Console()
     console.print(table)
+    ops = sorted({op for s in space.slots for op in s.ops}, key=list(space.config.ops).index)
+    costs = Table(title="GFLOPs of one layer at each slot (analytic; --json has params and activation bytes)")
+    costs.add_column("slot")
+    for op in ops:
+        costs.add_column(op, overflow="fold")
+    for s in info["slots"]:
+        cells = [f"{c['flops'] / 1e9:.4g}" if (c := s["op_cost"].get(op)) else "-" for op in ops]
+        costs.add_row(s["name"], *cells)
+    console.print(costs)
     console.print(f"size: {info['size']:,} architectures")
     for name, arch in info["examples"].items():
         console.print(f"{name}: {arch}")

@@ -17,7 +17,7 @@ from search_spaces.architecture import Action, Architecture, Layer, slot_order
 from search_spaces.backbones import BackboneConfig, VideoUNet, build_unet, probe_slot_geometry
 from search_spaces.config import parse
 from search_spaces.errors import ArchitectureError
-from search_spaces.ops import list_ops
+from search_spaces.ops import list_ops, op_class
 from search_spaces.shapes import OpShape
 
 ALL_OPS = ("conv1d", "conv3d", "self_attn1d", "self_attn3d", "cross_attn1d", "cross_attn3d")
@@ -286,7 +286,9 @@ class SearchSpace:
         rng = random.Random(0)
         return {
             "slots": [{"name": s.name, "shape": s.shape(s.ops[0]).key.split("|", 1)[1], "ops": list(s.ops),
-                       "max_layers": s.max_layers} for s in self.slots],
+                       "max_layers": s.max_layers,
+                       "op_cost": {op: vars(op_class(op).cost(s.shape(op))) for op in s.ops}}
+                      for s in self.slots],
             "size": self.size,
             "examples": {"empty": str(self.empty), "full": str(self.full), "random": str(self.sample(rng))},
         }
