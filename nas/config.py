@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from evaluators.config import DataConfig, EvaluatorConfig, TrainConfig
 from lookup_tables.config import LutConfig
@@ -18,8 +18,51 @@ from search_spaces.space import SpaceConfig
 
 
 @dataclass(frozen=True)
+class ReferencePoint:
+    """Hypervolume reference point: the worst quality and the largest latency and memory
+    that still count. Unset fields follow from the budgets (or the evaluated candidates)."""
+
+    quality: float | None = None
+    latency_ms: float | None = None
+    memory_bytes: float | None = None
+
+
+@dataclass(frozen=True)
 class SearchConfig:
+    """The ``search`` section: which strategy, how much training, where it runs.
+
+    ``steps`` is K, the brief training per candidate; ``max_train_steps`` the whole
+    campaign's training budget (the same for every strategy, so they compare fairly).
+    ``workers: 0`` evaluates in-process (``InlinePool``); otherwise Ray actors, on a local
+    cluster or the one at ``ray_address``. ``storage`` is any Optuna storage URL (default
+    ``sqlite:///CAMPAIGN/trials.db``).
+    """
+
     strategy: str = "snapgen"
+    options: dict[str, Any] = field(default_factory=dict)
+    steps: int = 100
+    max_train_steps: int | None = None
+    max_rounds: int = 50
+    workers: int = 2
+    ray_address: str | None = None
+    timeout_s: float = 1800.0
+    retries: int = 2
+    max_restarts: int = 2
+    storage: str | None = None
+    out: str | None = None
+    reference_point: ReferencePoint = field(default_factory=ReferencePoint)
+
+    def __post_init__(self):
+        for name in ("steps", "max_rounds"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_train_steps is not None and self.max_train_steps < self.steps:
+            raise ValueError(f"max_train_steps {self.max_train_steps} is below steps {self.steps}")
+        for name in ("workers", "retries", "max_restarts"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be non-negative")
+        if self.timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,139 @@
+"""The ask/tell base every strategy implements, and the records it exchanges with the engine.
+
+A strategy never touches weights, workers or storage. It proposes :class:`Candidate` s
+(an architecture, how many steps to train it, and which stored weights to start from),
+the engine trains them and hands back :class:`Outcome` s (quality from the evaluator,
+latency and memory from the lookup table). ``propose`` must be a pure function of the
+strategy's state, so that a campaign resumed from ``state_dict()`` proposes exactly the
+candidates the killed one would have.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from search_spaces.architecture import Architecture
+from search_spaces.budgets import Budgets
+from search_spaces.config import parse
+from search_spaces.registry import Registry
+from search_spaces.space import SearchSpace
+
+STRATEGIES: Registry[type["Strategy"]] = Registry("strategy", "nas.strategies")
+register_strategy = STRATEGIES.register
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Predicted cost of a whole network (backbone + temporal layers) from the lookup table."""
+
+    latency_ms: float
+    memory_bytes: float
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One brief training run to make. ``id`` is unique in a campaign and the same after a
+    resume; ``parent_weights`` names stored weights to start from (None: the frozen
+    backbone with freshly inserted, identity temporal layers)."""
+
+    id: str
+    arch: Architecture
+    steps: int
+    seed: int
+    role: str = "trial"  # trial | train | reference | child
+    parent: Architecture | None = None
+    parent_weights: str | None = None
+    action: str | None = None
+    keep_weights: bool = False  # the strategy may start later candidates from its weights
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "arch": str(self.arch), "steps": self.steps, "seed": self.seed, "role": self.role,
+                "parent": None if self.parent is None else str(self.parent),
+                "parent_weights": self.parent_weights, "action": self.action, "keep_weights": self.keep_weights}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Candidate":
+        return cls(d["id"], Architecture.parse(d["arch"]), d["steps"], d["seed"], d["role"],
+                   None if d["parent"] is None else Architecture.parse(d["parent"]),
+                   d["parent_weights"], d["action"], d["keep_weights"])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished candidate: ``ok`` with its quality (higher is better), or failed with a reason."""
+
+    candidate: Candidate
+    ok: bool
+    quality: float | None
+    latency_ms: float
+    memory_bytes: float
+    reason: str = ""
+    breakdown: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class SearchState:
+    """What a strategy may consult when proposing: the space, the lookup table's prediction
+    (``predict``), the coarse-search pruning (``allows``), the budgets and the training
+    steps the campaign has left (None: unlimited)."""
+
+    space: SearchSpace
+    predict: Callable[[Architecture], Cost]
+    budgets: Budgets
+    allows: Callable[[Architecture], bool] = lambda arch: True
+    steps_left: int | None = None
+
+    def fits(self, arch: Architecture) -> bool:
+        cost = self.predict(arch)
+        return self.allows(arch) and not self.budgets.violations(cost.latency_ms, cost.memory_bytes)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    pass
+
+
+class Strategy:
+    """Ask/tell search strategy. Subclasses set ``Options`` (a frozen dataclass parsed from
+    ``search.options``) and implement ``propose``, ``update``, ``state_dict`` and
+    ``load_state_dict``; ``done`` turns true when the strategy has nothing more to try."""
+
+    name = ""
+    Options: type = NoOptions
+
+    def __init__(self, options: Mapping[str, Any] | None, seed: int, steps: int):
+        self.options = parse(self.Options, dict(options or {}), "search.options")
+        self.seed, self.steps = seed, steps
+        self.done = False
+        self.stop_reason = ""
+
+    def propose(self, state: SearchState) -> list[Candidate]:
+        raise NotImplementedError
+
+    def update(self, outcomes: list[Outcome]) -> dict[str, dict]:
+        """Take the outcomes of the last proposal; return per-candidate annotations (deltas,
+        value scores, the decision) to store with the trials."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: Mapping) -> None:
+        raise NotImplementedError
+
+    def answer(self, state: SearchState, outcomes: list[Outcome]) -> Architecture | None:
+        """The final answer: by default the best-quality evaluated architecture within budgets."""
+        fitting = [o for o in outcomes if o.ok and state.fits(o.candidate.arch)]
+        return max(fitting, key=lambda o: o.quality).candidate.arch if fitting else None
+
+    def weight_keys(self) -> set[str]:
+        """Stored weights later proposals may start from (the engine may drop the rest)."""
+        return set()
+
+    def _finish(self, reason: str) -> None:
+        self.done, self.stop_reason = True, reason
+
+
+def create_strategy(name: str, options: Mapping | None, seed: int, steps: int) -> Strategy:
+    return STRATEGIES.get(name)(options, seed, steps)

@@ -1,0 +1,137 @@
+"""``optuna``: any Optuna sampler (NSGA-II, TPE, ...) over an encoding of the architecture,
+with the budgets as constraints, at the same training budget as the other strategies.
+
+Encoding: one categorical per slot over its states (``none``, ``conv1d:1``, ...), so every
+proposal is a valid architecture of the space. Objectives: quality ↑, latency ↓,
+memory ↓; constraints ``[latency − budget, memory − budget]`` (feasible when ≤ 0).
+To keep ``propose`` a pure function of the state, the sampler's study is rebuilt
+in memory from the strategy's history at each proposal, with a sampler seeded from
+(seed, number of evaluations); the campaign's own storage holds the real trials.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
+from optuna.trial import TrialState, create_trial
+
+from nas.strategies.base import Candidate, Outcome, SearchState, Strategy, register_strategy
+from search_spaces.architecture import Architecture, Layer
+from search_spaces.errors import ConfigError
+
+NONE = "none"
+SAMPLERS = {"nsga2": optuna.samplers.NSGAIISampler, "tpe": optuna.samplers.TPESampler,
+            "random": optuna.samplers.RandomSampler, "qmc": optuna.samplers.QMCSampler}
+# Defaults sized for campaigns of tens of candidates (Optuna's own are for hundreds).
+SAMPLER_DEFAULTS = {"nsga2": {"population_size": 8}, "tpe": {"n_startup_trials": 5, "multivariate": True}}
+
+
+@dataclass(frozen=True)
+class OptunaOptions:
+    sampler: Literal["nsga2", "tpe", "random", "qmc"] = "nsga2"
+    sampler_options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the sampler
+    batch: int = 2  # candidates per proposal
+    # proposals outside the budgets (or pruned away) are told to the sampler as failures
+    # without training, so the training budget goes to feasible candidates
+    skip_infeasible: bool = True
+    max_asks: int = 200
+
+    def __post_init__(self):
+        if self.batch < 1 or self.max_asks < 1:
+            raise ValueError("batch and max_asks must be at least 1")
+
+
+def encoding(space) -> dict[str, CategoricalDistribution]:
+    return {s.name: CategoricalDistribution([NONE] + [f"{l.op}:{l.count}" for l in space.slot_states(s)[1:]])
+            for s in space.slots}
+
+
+def decode(params: Mapping[str, str]) -> Architecture:
+    layers = {}
+    for slot, state in params.items():
+        if state != NONE:
+            op, count = state.split(":")
+            layers[slot] = Layer(op, int(count))
+    return Architecture(layers)
+
+
+@register_strategy("optuna")
+class OptunaSearch(Strategy):
+    Options = OptunaOptions
+
+    def __init__(self, options, seed, steps):
+        super().__init__(options, seed, steps)
+        kwargs = {**SAMPLER_DEFAULTS.get(self.options.sampler, {}), **self.options.sampler_options}
+        try:
+            SAMPLERS[self.options.sampler](seed=0, **kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"search.options.sampler_options: {exc}") from None
+        self.sampler_kwargs = kwargs
+        self.history: list[dict] = []  # {"arch", "params", "values", "constraints", "system_attrs"}
+        self.pending: dict[str, dict] = {}
+
+    def _study(self, dists) -> optuna.Study:
+        sampler = SAMPLERS[self.options.sampler](seed=self.seed * 7919 + len(self.history), **self.sampler_kwargs)
+        study = optuna.create_study(directions=["maximize", "minimize", "minimize"], sampler=sampler)
+        for h in self.history:
+            study.add_trial(create_trial(
+                params=h["params"], distributions=dists,
+                values=h["values"], state=TrialState.COMPLETE if h["values"] else TrialState.FAIL,
+                system_attrs={**h["system_attrs"], **{f"{_CONSTRAINTS_KEY}:{k}": v
+                                                      for k, v in zip(("latency", "memory"), h["constraints"])}}))
+        return study
+
+    def propose(self, state: SearchState) -> list[Candidate]:
+        if self.done:
+            return []
+        n = self.options.batch
+        if state.steps_left is not None:
+            n = min(n, state.steps_left // self.steps)
+        if n == 0:
+            self._finish("training budget spent")
+            return []
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        dists = encoding(state.space)
+        study = self._study(dists)
+        seen = {h["arch"] for h in self.history}
+        out, self.pending = [], {}
+        for _ in range(self.options.max_asks):
+            if len(out) == n:
+                break
+            trial = study.ask(dists)
+            arch = decode(trial.params)
+            cost = state.predict(arch)
+            b = state.budgets
+            cons = [cost.latency_ms - b.latency_ms_per_step if b.latency_ms_per_step is not None else 0.0,
+                    cost.memory_bytes - b.memory_bytes if b.memory_bytes is not None else 0.0]
+            if str(arch) in seen or (self.options.skip_infeasible and not state.fits(arch)):
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            seen.add(str(arch))
+            cid = f"t{len(self.history) + len(out)}"
+            sysattrs = {k: v for k, v in study._storage.get_trial_system_attrs(trial._trial_id).items()
+                        if not k.startswith(_CONSTRAINTS_KEY)}
+            self.pending[cid] = {"arch": str(arch), "params": dict(trial.params), "constraints": cons,
+                                 "system_attrs": sysattrs}
+            out.append(Candidate(cid, arch, self.steps, self.seed * 100003 + len(self.history) + len(out)))
+        if not out:
+            self._finish(f"the sampler proposed no new architecture within the budgets in {self.options.max_asks} asks")
+        return out
+
+    def update(self, outcomes: list[Outcome]) -> dict[str, dict]:
+        for o in outcomes:
+            record = self.pending.pop(o.candidate.id)
+            record["values"] = [o.quality, o.latency_ms, o.memory_bytes] if o.ok else None
+            self.history.append(record)
+        return {}
+
+    def state_dict(self) -> dict:
+        return {"history": list(self.history), "pending": dict(self.pending), "done": self.done,
+                "stop_reason": self.stop_reason}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.history, self.pending = list(state["history"]), dict(state["pending"])
+        self.done, self.stop_reason = state["done"], state["stop_reason"]

@@ -1,0 +1,220 @@
+"""``snapgen``: the latency-memory guided evolutionary search of SnapGen-V (Algorithm A1,
+METHOD.md §3), as an ask/tell strategy.
+
+A round is: (optionally) train the current model ``train_steps`` steps, then one
+evolution step. At an evolution step every applicable action a (add or remove one
+temporal layer of a type at a slot) is evaluated by training the child ``K`` steps from
+the current weights; the current model trained equally long (same steps, same data
+seed) is the reference, so ΔQ(a) = Q(child) − Q(reference). ΔLat(a) and ΔMem(a) are the
+lookup table's prediction for the child minus that for the current model: a removal has
+negative deltas (it saves) and usually a negative ΔQ (it loses quality).
+
+* latency budget broken: apply the removal with the least ΔQ/ΔLat (quality lost per ms saved);
+* else memory budget broken: the removal with the least ΔQ/ΔMem;
+* else the addition with the best combination of ΔQ/ΔLat and ΔQ/ΔMem among those whose
+  child keeps both budgets and gains more than ``min_gain``.
+
+It stops (converges) when the budgets are met and no such addition exists. The choices
+METHOD.md leaves open are the options below.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Mapping
+
+from nas.strategies.base import Candidate, Outcome, SearchState, Strategy, register_strategy
+from search_spaces.architecture import Action, Architecture
+
+
+@dataclass(frozen=True)
+class SnapgenOptions:
+    start: str = "empty"  # the first current architecture (canonical string)
+    train_steps: int = 0  # training of the current model between evolution steps
+    # how the two ratios of an addition combine: average of their ranks among the candidates
+    # ("rank"), of the ratios scaled by their largest magnitude ("normalized"), or one alone
+    combine: Literal["rank", "normalized", "latency", "memory"] = "rank"
+    latency_weight: float = 0.5  # weight of ΔQ/ΔLat against ΔQ/ΔMem in "rank" and "normalized"
+    # |ΔLat| or |ΔMem| below epsilon: "clamp" divides by epsilon, "skip" leaves the action out
+    epsilon_latency_ms: float = 1e-3
+    epsilon_memory_bytes: float = 1024.0
+    zero_delta: Literal["clamp", "skip"] = "clamp"
+    min_gain: float = 0.0  # an addition must raise quality by more than this
+    # "eligible": train only the actions the current branch may pick (removals while a budget
+    # is broken, fitting additions otherwise); "all": every applicable action, as in A1
+    evaluate: Literal["eligible", "all"] = "eligible"
+    forbid_revisit: bool = True  # never return to an architecture that was current before
+
+    def __post_init__(self):
+        if self.train_steps < 0:
+            raise ValueError("train_steps must be non-negative")
+        if not 0.0 <= self.latency_weight <= 1.0:
+            raise ValueError("latency_weight must lie in [0, 1]")
+        if self.epsilon_latency_ms <= 0 or self.epsilon_memory_bytes <= 0:
+            raise ValueError("epsilon_latency_ms and epsilon_memory_bytes must be positive")
+
+
+def ratio(delta_quality: float, delta_cost: float, epsilon: float, kind: str) -> float | None:
+    """ΔQ/ΔCost with |ΔCost| clamped to epsilon; below epsilon the sign is the action's own
+    direction (+ for an addition, − for a removal). Whether such an action may be chosen at
+    all is ``zero_delta``'s business (for an addition, ΔLat is the one checked)."""
+    if abs(delta_cost) >= epsilon:
+        return delta_quality / delta_cost
+    return delta_quality / (epsilon if kind == "add" else -epsilon)
+
+
+def _ranks(values: list[float]) -> list[float]:
+    """Rank in [0, 1], 1 for the largest; ties share the mean rank."""
+    if len(values) == 1:
+        return [1.0]
+    order = sorted(values)
+    return [(order.index(v) + len(order) - 1 - order[::-1].index(v)) / 2 / (len(values) - 1) for v in values]
+
+
+@register_strategy("snapgen")
+class SnapgenSearch(Strategy):
+    Options = SnapgenOptions
+
+    def __init__(self, options, seed, steps):
+        super().__init__(options, seed, steps)
+        self.current = Architecture.parse(self.options.start)
+        self.current_weights: str | None = None
+        self.round = 0
+        self.phase = "train" if self.options.train_steps else "evolve"
+        self.visited = [str(self.current)]
+        self.branch = ""  # add | latency | memory, fixed when an evolution step is proposed
+        self.eligible: dict[str, bool] = {}
+        self.decisions: list[dict] = []
+
+    # ask ------------------------------------------------------------------------------
+    def propose(self, state: SearchState) -> list[Candidate]:
+        if self.done:
+            return []
+        state.space.validate(self.current)
+        seed = self.seed * 1_000_003 + 2 * self.round
+        if self.phase == "train":
+            batch = [Candidate(f"r{self.round}.train", self.current, self.options.train_steps, seed + 1, "train",
+                               self.current, self.current_weights, None, True)]
+        else:
+            batch = self._evolution_candidates(state, seed)
+            if not batch:
+                return []
+        if state.steps_left is not None and sum(c.steps for c in batch) > state.steps_left:
+            self._finish("training budget spent")
+            return []
+        return batch
+
+    def _evolution_candidates(self, state: SearchState, seed: int) -> list[Candidate]:
+        cost = state.predict(self.current)
+        broken = state.budgets.violations(cost.latency_ms, cost.memory_bytes)
+        self.branch = "latency" if "latency" in broken else "memory" if "memory" in broken else "add"
+        wanted = "add" if self.branch == "add" else "remove"
+        self.eligible = {}
+        batch = [Candidate(f"r{self.round}.ref", self.current, self.steps, seed, "reference", self.current,
+                           self.current_weights, None, True)]
+        for i, action in enumerate(state.space.actions(self.current)):
+            child = self.current.apply(action)
+            if not state.allows(child) or (self.options.forbid_revisit and str(child) in self.visited):
+                continue
+            eligible = action.kind == wanted and (wanted == "remove" or state.fits(child))
+            if not eligible and self.options.evaluate == "eligible":
+                continue
+            cid = f"r{self.round}.a{i}"
+            self.eligible[cid] = eligible
+            batch.append(Candidate(cid, child, self.steps, seed, "child", self.current, self.current_weights,
+                                   str(action), True))
+        if not any(self.eligible.values()):
+            self._finish("converged: budgets met and no addition fits them" if self.branch == "add"
+                         else f"{self.branch} budget broken and no removal is possible")
+            return []
+        return batch
+
+    # tell -----------------------------------------------------------------------------
+    def update(self, outcomes: list[Outcome]) -> dict[str, dict]:
+        if self.phase == "train":
+            (o,) = outcomes
+            if not o.ok:
+                self._finish(f"training the current model failed: {o.reason}")
+                return {}
+            self.current_weights, self.phase = o.candidate.id, "evolve"
+            return {}
+        ref = next(o for o in outcomes if o.candidate.role == "reference")
+        if not ref.ok:
+            self._finish(f"the reference run of {ref.candidate.arch} failed: {ref.reason}")
+            return {}
+        notes, scored = {}, []
+        for o in outcomes:
+            if o.candidate.role != "child" or not o.ok:
+                continue
+            kind = Action.parse(o.candidate.action).kind
+            dq = o.quality - ref.quality
+            dlat, dmem = o.latency_ms - ref.latency_ms, o.memory_bytes - ref.memory_bytes
+            note = {"delta_quality": dq, "delta_latency_ms": dlat, "delta_memory_bytes": dmem,
+                    "score_latency": ratio(dq, dlat, self.options.epsilon_latency_ms, kind),
+                    "score_memory": ratio(dq, dmem, self.options.epsilon_memory_bytes, kind), "chosen": False}
+            notes[o.candidate.id] = note
+            tiny = (abs(dlat) < self.options.epsilon_latency_ms if self.branch != "memory"
+                    else abs(dmem) < self.options.epsilon_memory_bytes)
+            if self.eligible.get(o.candidate.id) and not (tiny and self.options.zero_delta == "skip"):
+                if self.branch != "add" or dq > self.options.min_gain:
+                    scored.append((o, note))
+        chosen = self._choose(scored)
+        decision = {"round": self.round, "branch": self.branch, "from": str(self.current),
+                    "reference_quality": ref.quality, "action": None}
+        if chosen is None:
+            self._finish("converged: budgets met and no addition with positive gain fits them" if self.branch == "add"
+                         else f"{self.branch} budget broken and every removal failed")
+            self.current_weights = ref.candidate.id  # the current model, trained on
+        else:
+            notes[chosen.candidate.id]["chosen"] = True
+            self.current, self.current_weights = chosen.candidate.arch, chosen.candidate.id
+            self.visited.append(str(self.current))
+            decision["action"] = chosen.candidate.action
+            self.round += 1
+            self.phase = "train" if self.options.train_steps else "evolve"
+        decision["to"] = str(self.current)
+        self.decisions.append(decision)
+        return notes
+
+    def _choose(self, scored: list[tuple[Outcome, dict]]) -> Outcome | None:
+        if not scored:
+            return None
+        if self.branch == "latency":
+            return min(scored, key=lambda s: s[1]["score_latency"])[0]
+        if self.branch == "memory":
+            return min(scored, key=lambda s: s[1]["score_memory"])[0]
+        w, combine = self.options.latency_weight, self.options.combine
+        lat = [s[1]["score_latency"] for s in scored]
+        mem = [s[1]["score_memory"] for s in scored]
+        if combine == "latency":
+            values = lat
+        elif combine == "memory":
+            values = mem
+        elif combine == "rank":
+            values = [w * a + (1 - w) * b for a, b in zip(_ranks(lat), _ranks(mem))]
+        else:
+            lmax, mmax = max(map(abs, lat)) or 1.0, max(map(abs, mem)) or 1.0
+            values = [w * a / lmax + (1 - w) * b / mmax for a, b in zip(lat, mem)]
+        for (o, note), v in zip(scored, values):
+            note["score"] = v
+        best = max(range(len(scored)), key=lambda i: (values[i], scored[i][1]["delta_quality"]))
+        return scored[best][0]
+
+    # state ----------------------------------------------------------------------------
+    def answer(self, state: SearchState, outcomes: list[Outcome]) -> Architecture | None:
+        return self.current if state.fits(self.current) else super().answer(state, outcomes)
+
+    def weight_keys(self) -> set[str]:
+        return {self.current_weights} if self.current_weights else set()
+
+    def state_dict(self) -> dict:
+        return {"current": str(self.current), "current_weights": self.current_weights, "round": self.round,
+                "phase": self.phase, "visited": list(self.visited), "branch": self.branch,
+                "eligible": dict(self.eligible), "decisions": list(self.decisions), "done": self.done,
+                "stop_reason": self.stop_reason}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.current = Architecture.parse(state["current"])
+        self.current_weights, self.round, self.phase = state["current_weights"], state["round"], state["phase"]
+        self.visited, self.branch = list(state["visited"]), state["branch"]
+        self.eligible, self.decisions = dict(state["eligible"]), list(state["decisions"])
+        self.done, self.stop_reason = state["done"], state["stop_reason"]
