@@ -1,0 +1,88 @@
+"""Peak-memory meters: the CUDA allocator on GPU, a live-tensor tracker on CPU and meta.
+
+Both report bytes *beyond* what was allocated when the meter was entered (parameters and
+inputs are not counted): ``peak_bytes`` is the high-water mark, ``live_bytes()`` the bytes
+live now (read from inside a forward hook to learn what the backbone holds at a slot).
+The tracker also sums ``allocated_bytes`` (every storage created: the traffic estimate of
+the analytic backend).
+"""
+from __future__ import annotations
+
+import torch
+
+from search_spaces.cost import LiveTensorTracker
+
+
+class _Tracker(LiveTensorTracker):
+    def __init__(self):
+        super().__init__()
+        self.allocated_bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        before = self.live_bytes
+        out = super().__torch_dispatch__(func, types, args, kwargs)
+        self.allocated_bytes += max(0, self.live_bytes - before)
+        return out
+
+
+class TrackerMeter:
+    """CPU and meta: live tensor storages created inside the ``with`` block."""
+
+    def __init__(self):
+        self._tracker = _Tracker()
+        self._grad = torch.no_grad()
+
+    def __enter__(self):
+        self._grad.__enter__()
+        self._tracker.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._tracker.__exit__(*exc)
+        self._grad.__exit__(*exc)
+        return False
+
+    def live_bytes(self) -> int:
+        return self._tracker.live_bytes
+
+    @property
+    def peak_bytes(self) -> int:
+        return self._tracker.peak_bytes
+
+    @property
+    def allocated_bytes(self) -> int:
+        return self._tracker.allocated_bytes
+
+
+class CudaMeter:
+    """GPU: ``torch.cuda.max_memory_allocated`` after a reset, relative to the entry level."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak_bytes = 0
+        self._base = 0
+        self._grad = torch.no_grad()
+
+    def __enter__(self):
+        self._grad.__enter__()
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self._base = torch.cuda.memory_allocated(self.device)
+        return self
+
+    def __exit__(self, *exc):
+        torch.cuda.synchronize(self.device)
+        self.peak_bytes = torch.cuda.max_memory_allocated(self.device) - self._base
+        self._grad.__exit__(*exc)
+        return False
+
+    def live_bytes(self) -> int:
+        return torch.cuda.memory_allocated(self.device) - self._base
+
+    @property
+    def allocated_bytes(self) -> int:
+        return self.peak_bytes
+
+
+def meter_for(device: torch.device):
+    return CudaMeter(device) if device.type == "cuda" else TrackerMeter()
