@@ -49,7 +49,9 @@ class SearchConfig:
     retries: int = 2
     max_restarts: int = 2
     storage: str | None = None
-    out: str | None = None
+    out: str | None = None  # campaign directory (default runs/NAME)
+    workdir: str | None = None  # the runners' data and pre-trained backbone cache (default CAMPAIGN/work)
+    gpu_hours_per_candidate: float | None = None  # for --dry-run's cost (default: the paper's 8)
     reference_point: ReferencePoint = field(default_factory=ReferencePoint)
 
     def __post_init__(self):

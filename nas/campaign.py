@@ -1,0 +1,238 @@
+"""The campaign directory: everything a search needs to be inspected and resumed.
+
+```
+DIR/config.yaml        the frozen experiment (a resume rebuilds everything from it)
+DIR/campaign.json      config hash, lookup table path + sha256, storage URL, study name
+DIR/trials.db          Optuna RDB storage (default; any URL Optuna accepts via search.storage):
+                       one trial per evaluated candidate, values [quality, latency_ms,
+                       memory_bytes], the rest as user attributes; failures as FAIL trials
+DIR/checkpoints/       one file per finished candidate of the running round (its result
+                       and, where a strategy may start from it, its temporal weights);
+                       after a round only the weights the strategy still needs remain
+                       (the current model's)
+DIR/strategy.json      the strategy's state_dict after the last finished round
+DIR/events.jsonl       what happened, one JSON object a line
+```
+
+Crash safety: a candidate's checkpoint is written (temp file + ``os.replace``) as soon
+as it finishes; its trial is added when its round is decided, with the strategy's deltas
+and scores; the strategy state is saved last. A campaign killed at any moment resumes by
+loading the strategy state, which proposes the same round again: finished candidates come
+from their checkpoints (not trained again), trials already stored are not added twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+import yaml
+
+from nas.strategies import Candidate, Outcome
+from nas.strategies.optuna_search import encoding, NONE
+from nas.workers import RunResult
+from search_spaces.errors import HwnasError
+
+STUDY = "hwnas"
+DIRECTIONS = ["maximize", "minimize", "minimize"]
+
+
+class CampaignError(HwnasError):
+    """A campaign directory that cannot be used: another config, a corrupt database, ..."""
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def atomic_json(path: Path, obj: Any) -> None:
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1, default=str)))
+
+
+class Campaign:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.ckpt_dir = self.root / "checkpoints"
+        self._storage = None
+        self._stored_ids: set[str] | None = None
+
+    # the directory ------------------------------------------------------------------------
+    @property
+    def meta(self) -> dict:
+        path = self.root / "campaign.json"
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise CampaignError(f"{self.root} is not a campaign directory (no campaign.json)") from None
+        except json.JSONDecodeError as exc:
+            raise CampaignError(f"{path} is corrupt: {exc}") from None
+
+    def config(self) -> dict:
+        return yaml.safe_load((self.root / "config.yaml").read_text())
+
+    @classmethod
+    def create(cls, root: str | Path, config: dict) -> "Campaign":
+        """Create the directory for ``config``, or reopen it if it holds the same config."""
+        camp = cls(root)
+        digest = config_hash(config)
+        if (camp.root / "campaign.json").exists():
+            if camp.meta.get("config_sha256") != digest:
+                raise CampaignError(
+                    f"{camp.root} holds a campaign of another config ({camp.meta.get('name')!r}, config "
+                    f"sha256 {camp.meta.get('config_sha256', '?')[:12]}); give another --out, or "
+                    f"`hwnas search resume {camp.root}` to continue that one")
+            return camp
+        if camp.root.exists() and any(camp.root.iterdir()):
+            raise CampaignError(f"{camp.root} exists and is not a campaign directory; give another --out")
+        camp.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(camp.root / "config.yaml", lambda p: p.write_text(yaml.safe_dump(config, sort_keys=False)))
+        storage = config.get("search", {}).get("storage") or f"sqlite:///{(camp.root / 'trials.db').resolve()}"
+        atomic_json(camp.root / "campaign.json", {"name": config.get("name"), "config_sha256": digest,
+                                                  "storage": storage, "study": STUDY, "created": time.time()})
+        camp.event("created", storage=storage)
+        return camp
+
+    def set_lut(self, path: Path) -> None:
+        """Record the lookup table the campaign prices with; a resume refuses a changed table."""
+        meta, digest = self.meta, sha256_file(path)
+        if "lut" in meta and meta["lut"]["sha256"] != digest:
+            raise CampaignError(f"the lookup table {path} changed since this campaign started "
+                                f"(sha256 {meta['lut']['sha256'][:12]} -> {digest[:12]})")
+        meta["lut"] = {"path": str(Path(path).resolve()), "sha256": digest}
+        atomic_json(self.root / "campaign.json", meta)
+
+    def event(self, kind: str, **fields) -> None:
+        with open(self.root / "events.jsonl", "a") as f:
+            f.write(json.dumps({"time": time.time(), "event": kind, **fields}, default=str) + "\n")
+
+    def events(self) -> list[dict]:
+        path = self.root / "events.jsonl"
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:  # the last line of a killed write
+                continue
+        return out
+
+    # the Optuna storage ------------------------------------------------------------------
+    def study(self) -> optuna.Study:
+        meta = self.meta
+        url = meta["storage"]
+        if self._storage is None:
+            if url.startswith("sqlite:///"):
+                db = Path(url[len("sqlite:///"):])
+                if db.exists() and db.stat().st_size and db.read_bytes()[:16] != b"SQLite format 3\x00":
+                    raise CampaignError(f"{db} is not an SQLite database (corrupt trials database); "
+                                        "left untouched: move it away to start the trials afresh")
+            try:
+                self._storage = optuna.storages.RDBStorage(url, skip_compatibility_check=False)
+            except Exception as exc:  # sqlalchemy's many errors: one line naming the URL
+                raise CampaignError(f"cannot open the trials storage {url}: {str(exc).splitlines()[0]}") from None
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            return optuna.create_study(storage=self._storage, study_name=meta["study"], directions=DIRECTIONS,
+                                       load_if_exists=True)
+        except Exception as exc:
+            raise CampaignError(f"the trials storage {url} is unreadable (corrupt?): "
+                                f"{str(exc).splitlines()[0]}") from None
+
+    def trials(self) -> list[optuna.trial.FrozenTrial]:
+        try:
+            return self.study().get_trials(deepcopy=False)
+        except CampaignError:
+            raise
+        except Exception as exc:
+            raise CampaignError(f"the trials storage {self.meta['storage']} is unreadable (corrupt?): "
+                                f"{str(exc).splitlines()[0]}") from None
+
+    def stored_ids(self) -> set[str]:
+        if self._stored_ids is None:
+            self._stored_ids = {t.user_attrs.get("candidate_id") for t in self.trials()}
+        return self._stored_ids
+
+    def record(self, space, outcome: Outcome, note: dict, round_index: int, budgets) -> None:
+        """Add one finished candidate as a trial (once: a resumed round skips stored ones)."""
+        c = outcome.candidate
+        if c.id in self.stored_ids():
+            return
+        dists = encoding(space)
+        params = {s: NONE for s in dists}
+        params.update({slot: f"{layer.op}:{layer.count}" for slot, layer in c.arch.items()})
+        attrs = {"candidate_id": c.id, "round": round_index, "arch": str(c.arch), "role": c.role,
+                 "parent": None if c.parent is None else str(c.parent), "action": c.action, "steps": c.steps,
+                 "seed": c.seed, "latency_ms": outcome.latency_ms, "memory_bytes": outcome.memory_bytes,
+                 "feasible": not budgets.violations(outcome.latency_ms, outcome.memory_bytes),
+                 "breakdown": outcome.breakdown, "seconds": outcome.seconds, **note}
+        if outcome.ok:
+            trial = optuna.trial.create_trial(params=params, distributions=dists, user_attrs=attrs,
+                                              values=[outcome.quality, outcome.latency_ms, outcome.memory_bytes])
+        else:
+            trial = optuna.trial.create_trial(params=params, distributions=dists, state=optuna.trial.TrialState.FAIL,
+                                              user_attrs={**attrs, "reason": outcome.reason})
+        self.study().add_trial(trial)
+        self.stored_ids().add(c.id)
+
+    # checkpoints -------------------------------------------------------------------------
+    def _ckpt(self, cid: str) -> Path:
+        return self.ckpt_dir / f"{cid}.pt"
+
+    def save_result(self, candidate: Candidate, result: RunResult) -> None:
+        fields = {k: v for k, v in vars(result).items() if k != "state"}
+        state = result.state if candidate.keep_weights else None
+        atomic_write(self._ckpt(candidate.id), lambda p: torch.save({"result": fields, "state": state}, p))
+
+    def load_result(self, cid: str) -> RunResult | None:
+        path = self._ckpt(cid)
+        if not path.exists():
+            return None
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # a torn file cannot exist (os.replace), but a foreign one may
+            return None
+        return RunResult(**data["result"], state=data["state"])
+
+    def weights(self, cid: str) -> dict | None:
+        result = self.load_result(cid)
+        if result is None or result.state is None:
+            raise CampaignError(f"{self._ckpt(cid)}: the checkpoint of weights {cid!r} is missing")
+        return result.state
+
+    def keep_only(self, keys: set[str]) -> None:
+        for path in self.ckpt_dir.glob("*.pt"):
+            if path.stem not in keys:
+                path.unlink()
+
+    # strategy state ------------------------------------------------------------------
+    def save_state(self, state: dict) -> None:
+        atomic_json(self.root / "strategy.json", state)
+
+    def load_state(self) -> dict | None:
+        path = self.root / "strategy.json"
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise CampaignError(f"{path} is corrupt: {exc}") from None

@@ -1,0 +1,212 @@
+"""Worker pools: where candidates are trained and scored.
+
+A pool holds prepared runners (an ``evaluators`` ``CandidateRunner``: dataset and frozen
+backbone loaded once) and evaluates jobs — an architecture, its parent's temporal
+weights, K steps, a seed — returning each result with the child's weights, in the
+order they finish. ``RayPool`` keeps one runner per Ray actor; parent weights go through
+the object store once per round (``ray.put``) and travel as references. A crashed actor
+is restarted and its task retried (``max_restarts``/``max_task_retries``); a candidate
+that runs past ``timeout_s`` has its actor killed and replaced, and is recorded as failed
+with the reason. ``InlinePool`` runs the same interface in this process, for debugging.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from search_spaces.architecture import Architecture
+from search_spaces.errors import HwnasError
+
+
+class WorkerError(HwnasError):
+    """The pool cannot start (e.g. an unreachable Ray address)."""
+
+
+@dataclass
+class Job:
+    key: str  # the candidate's id
+    arch: Architecture
+    steps: int
+    seed: int
+    parent_state: dict | None = None  # temporal weights to start from
+
+
+@dataclass
+class RunResult:
+    """What comes back for a job; ``state`` is the child's temporal weights (CPU tensors)."""
+
+    status: str  # ok | failed
+    quality: float | None = None
+    breakdown: dict = field(default_factory=dict)
+    state: dict | None = None
+    reason: str = ""
+    seconds: float = 0.0  # training + scoring, measured in the worker
+    wall_s: float = 0.0  # dispatch to result, measured here
+    train_loss: float | None = None
+
+    @classmethod
+    def of(cls, result: Any) -> "RunResult":
+        """Copy the fields of an evaluator's CandidateResult."""
+        return cls(status=result.status, quality=result.quality, breakdown=dict(result.breakdown or {}),
+                   state=result.state, reason=result.reason or "", seconds=float(result.seconds or 0.0),
+                   train_loss=getattr(result, "train_loss", None))
+
+    @classmethod
+    def failed(cls, reason: str, wall_s: float = 0.0) -> "RunResult":
+        return cls(status="failed", reason=reason, wall_s=wall_s)
+
+
+def _run(runner, arch: str, parent_state, steps: int, seed: int) -> RunResult:
+    try:
+        return RunResult.of(runner.run(Architecture.parse(arch), parent_state, steps, seed))
+    except Exception as exc:  # a runner should not raise, but a bug must not end the campaign
+        return RunResult.failed(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+
+
+class WorkerPool:
+    """Evaluates jobs; ``evaluate`` yields ``(job, RunResult)`` as each finishes."""
+
+    workers = 1
+
+    def __enter__(self) -> "WorkerPool":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def evaluate(self, jobs: list[Job]) -> Iterator[tuple[Job, RunResult]]:
+        raise NotImplementedError
+
+
+class InlinePool(WorkerPool):
+    """The same interface in this process, one job after another (no timeout)."""
+
+    def __init__(self, make_runner: Callable[[], Any]):
+        self.make_runner = make_runner
+        self.runner = None
+
+    def start(self) -> None:
+        self.runner = self.make_runner()
+        self.runner.prepare()
+
+    def evaluate(self, jobs):
+        for job in jobs:
+            t0 = time.perf_counter()
+            result = _run(self.runner, str(job.arch), job.parent_state, job.steps, job.seed)
+            result.wall_s = time.perf_counter() - t0
+            yield job, result
+
+
+class _Actor:
+    """One worker process: a prepared runner, one thread of torch."""
+
+    def __init__(self, make_runner):
+        import torch
+
+        torch.set_num_threads(1)
+        self.runner = make_runner()
+        self.runner.prepare()
+
+    def run(self, arch, parent_state, steps, seed):
+        return _run(self.runner, arch, parent_state, steps, seed)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class RayPool(WorkerPool):
+    def __init__(self, make_runner: Callable[[], Any], workers: int = 2, address: str | None = None,
+                 timeout_s: float = 1800.0, retries: int = 2, max_restarts: int = 2, cpus_per_worker: float = 1.0):
+        self.make_runner, self.workers, self.address = make_runner, workers, address
+        self.timeout_s, self.retries, self.max_restarts = timeout_s, retries, max_restarts
+        self.cpus_per_worker = cpus_per_worker
+        self.actors: list = []
+        self._started_ray = False
+
+    def start(self) -> None:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        import ray
+
+        if not ray.is_initialized():
+            kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            try:
+                if self.address:
+                    ray.init(address=self.address, **kwargs)
+                else:
+                    ray.init(num_cpus=max(1, int(self.workers * self.cpus_per_worker)), **kwargs)
+            except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
+                where = f"--ray-address / search.ray_address {self.address!r}" if self.address else "a local Ray cluster"
+                raise WorkerError(f"cannot start {where}: {str(exc).splitlines()[0]}") from None
+            self._started_ray = True
+        self._remote = ray.remote(num_cpus=self.cpus_per_worker, max_restarts=self.max_restarts,
+                                  max_task_retries=self.retries)(_Actor)
+        self.actors = [self._new_actor() for _ in range(self.workers)]
+
+    def _new_actor(self):
+        return self._remote.remote(self.make_runner)
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        self.actors = []
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False
+
+    def pids(self) -> list[int]:
+        import ray
+
+        return ray.get([a.pid.remote() for a in self.actors])
+
+    def evaluate(self, jobs):
+        import ray
+        from ray.exceptions import RayError
+
+        parents: dict[int, Any] = {}  # one object-store copy of each parent's weights
+        queue = list(jobs)
+        idle = list(range(len(self.actors)))
+        running: dict[Any, tuple[Job, int, float]] = {}
+        while queue or running:
+            while queue and idle:
+                job, slot = queue.pop(0), idle.pop(0)
+                ref_state = None
+                if job.parent_state is not None:
+                    if id(job.parent_state) not in parents:
+                        parents[id(job.parent_state)] = ray.put(job.parent_state)
+                    ref_state = parents[id(job.parent_state)]
+                ref = self.actors[slot].run.remote(str(job.arch), ref_state, job.steps, job.seed)
+                running[ref] = (job, slot, time.monotonic())
+            now = time.monotonic()
+            next_deadline = min(t + self.timeout_s for _, _, t in running.values())
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=max(0.0, next_deadline - now))
+            for ref in ready:
+                job, slot, t0 = running.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except RayError as exc:
+                    result = RunResult.failed(f"worker crashed after {self.retries} retries: "
+                                              f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                    self.actors[slot] = self._new_actor()  # a dead actor (restarts spent) is replaced
+                result.wall_s = time.monotonic() - t0
+                idle.append(slot)
+                yield job, result
+            now = time.monotonic()
+            for ref, (job, slot, t0) in list(running.items()):
+                if now - t0 >= self.timeout_s:
+                    del running[ref]
+                    ray.kill(self.actors[slot], no_restart=True)
+                    self.actors[slot] = self._new_actor()
+                    idle.append(slot)
+                    yield job, RunResult.failed(f"timed out after {self.timeout_s:g} s (search.timeout_s)",
+                                                now - t0)
