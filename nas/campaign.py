@@ -87,7 +87,20 @@ class Campaign:
             raise CampaignError(f"{path} is corrupt: {exc}") from None
 
     def config(self) -> dict:
-        return yaml.safe_load((self.root / "config.yaml").read_text())
+        path = self.root / "config.yaml"
+        try:
+            return yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise CampaignError(f"{self.root} is not a campaign directory (no config.yaml)") from None
+
+    @classmethod
+    def open(cls, root: str | Path) -> "Campaign":
+        """An existing campaign directory (for resume, status and the Pareto commands)."""
+        camp = cls(root)
+        if not camp.root.is_dir():
+            raise CampaignError(f"{camp.root}: no such campaign directory")
+        camp.meta  # noqa: B018 - raises if campaign.json is missing or corrupt
+        return camp
 
     @classmethod
     def create(cls, root: str | Path, config: dict) -> "Campaign":

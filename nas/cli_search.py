@@ -70,8 +70,7 @@ def run_search(args) -> int:
 def run_resume(args) -> int:
     from nas.campaign import Campaign
 
-    campaign = Campaign(args.dir)
-    campaign.meta  # noqa: B018 - refuses a directory that is not a campaign
+    campaign = Campaign.open(args.dir)
     return _search(campaign, _experiment_of(campaign), args.ray_address, args.json)
 
 
@@ -138,7 +137,7 @@ class _Progress:
 def run_status(args) -> int:
     from nas.campaign import Campaign
 
-    campaign = Campaign(args.dir)
+    campaign = Campaign.open(args.dir)
     info = campaign_status(campaign)
     if args.json:
         emit_json(info)
@@ -210,7 +209,7 @@ def print_front(front: dict, exp) -> None:
 def run_pareto_show(args) -> int:
     from nas.campaign import Campaign
 
-    campaign = Campaign(args.dir)
+    campaign = Campaign.open(args.dir)
     exp = _experiment_of(campaign)
     front = campaign_front(campaign, exp)
     if not front["points"]:
@@ -222,7 +221,7 @@ def run_pareto_show(args) -> int:
 def run_pareto_plot(args) -> int:
     from nas.campaign import Campaign
 
-    campaign = Campaign(args.dir)
+    campaign = Campaign.open(args.dir)
     exp = _experiment_of(campaign)
     front = campaign_front(campaign, exp)
     if not front["points"]:

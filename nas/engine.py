@@ -129,7 +129,12 @@ class Engine:
             if not batch:
                 break
             self.run_round(batch)
+        self._save()
         return self.strategy.stop_reason
+
+    def _save(self) -> None:
+        self.campaign.save_state({"strategy": self.strategy.state_dict(), "rounds": self.rounds,
+                                  "steps_used": self.steps_used})
 
     def run_round(self, batch: list[Candidate]) -> None:
         camp = self.campaign
@@ -154,8 +159,7 @@ class Engine:
             camp.record(self.space, o, notes.get(o.candidate.id, {}), self.rounds, self.experiment.budgets)
         self.rounds += 1
         self.steps_used += sum(c.steps for c in batch)
-        camp.save_state({"strategy": self.strategy.state_dict(), "rounds": self.rounds,
-                         "steps_used": self.steps_used})
+        self._save()
         camp.keep_only(self.strategy.weight_keys())
         camp.event("round_finished", round=self.rounds - 1, steps_used=self.steps_used,
                    done=self.strategy.done, stop_reason=self.strategy.stop_reason,

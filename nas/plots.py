@@ -1,5 +1,6 @@
 """Plots of a campaign's candidates and Pareto front: quality against latency, memory as
-colour, the front joined, the budgets drawn. HTML with plotly, PNG with matplotlib."""
+colour, the front marked (it is 3-D: a point may look dominated in this projection), the
+latency budget drawn. HTML with plotly, PNG with matplotlib."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,8 +32,8 @@ def _plotly(points, front, budgets, out, title):
         marker=dict(color=[p.memory_bytes / MIB for p in points], colorscale="Viridis", showscale=True,
                     colorbar=dict(title="memory (MiB)"), size=8, opacity=0.6)))
     fig.add_trace(go.Scatter(
-        x=[p.latency_ms for p in front.points], y=[p.quality for p in front.points], mode="lines+markers",
-        name="Pareto front", text=[p.arch for p in front.points], line=dict(color="crimson", shape="hv"),
+        x=[p.latency_ms for p in front.points], y=[p.quality for p in front.points], mode="markers",
+        name="Pareto front (quality, latency, memory)", text=[p.arch for p in front.points],
         marker=dict(size=11, symbol="diamond", color="crimson")))
     if budgets.latency_ms_per_step is not None:
         fig.add_vline(x=budgets.latency_ms_per_step, line_dash="dash", annotation_text="latency budget")
@@ -51,9 +52,8 @@ def _matplotlib(points, front, budgets, out, title):
     sc = ax.scatter([p.latency_ms for p in points], [p.quality for p in points],
                     c=[p.memory_bytes / MIB for p in points], cmap="viridis", alpha=0.6, label="evaluated")
     fig.colorbar(sc, ax=ax, label="memory (MiB)")
-    ax.step([p.latency_ms for p in front.points], [p.quality for p in front.points], where="post", color="crimson")
     ax.scatter([p.latency_ms for p in front.points], [p.quality for p in front.points], marker="D", color="crimson",
-               label="Pareto front", zorder=3)
+               label="Pareto front (quality, latency, memory)", zorder=3)
     if budgets.latency_ms_per_step is not None:
         ax.axvline(budgets.latency_ms_per_step, linestyle="--", color="grey", label="latency budget")
     ax.set_xlabel("latency per step (ms)")
