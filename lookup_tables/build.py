@@ -10,22 +10,29 @@ from pathlib import Path
 from search_spaces.space import SearchSpace
 
 from lookup_tables.config import LutConfig
-from lookup_tables.errors import DeviceMismatchError
+from lookup_tables.errors import DeviceMismatchError, LutError
 from lookup_tables.grid import grid_entries
 from lookup_tables.profilers.base import create_profiler, now_iso
 from lookup_tables.table import LookupTable
 
 
-def op_options(space: SearchSpace) -> dict:
+def op_options(space: SearchSpace | None) -> dict:
+    if space is None:
+        return {"qk_norm": True, "rope": True}
     opts = space.config.op_options
     return {"qk_norm": opts.qk_norm, "rope": opts.rope}
 
 
-def build_table(space: SearchSpace, lut_config: LutConfig, out_path: str | Path, progress: bool = True,
+def build_table(space: SearchSpace | None, lut_config: LutConfig, out_path: str | Path, progress: bool = True,
                 allow_other_device: bool = False, remeasure: bool = False) -> LookupTable:
     """Measure the backbone and every OpShape of ``space`` (plus ``lut_config.grid``) into
-    ``out_path``. Returns the table; rows already in an existing table are kept."""
-    profiler = create_profiler(lut_config, space.config.dtype, op_options(space))
+    ``out_path``; with no space, only the grid. Returns the table; rows already in an
+    existing table are kept (a killed build resumes)."""
+    entries = grid_entries(space, lut_config.grid)
+    if not entries:
+        raise LutError("nothing to measure: give a space (an experiment CONFIG) or a non-empty grid")
+    dtype = space.config.dtype if space is not None else (lut_config.grid.dtype or "float32")
+    profiler = create_profiler(lut_config, dtype, op_options(space))
     fingerprint = profiler.fingerprint()
     out_path = Path(out_path)
     if out_path.exists():
@@ -38,7 +45,7 @@ def build_table(space: SearchSpace, lut_config: LutConfig, out_path: str | Path,
     else:
         table = LookupTable(meta={"fingerprint": fingerprint, "protocol": lut_config.protocol(),
                                   "created": now_iso(), "op_options": op_options(space)})
-    entries = [e for e in grid_entries(space, lut_config.grid) if remeasure or e.key not in table]
+    entries = [e for e in entries if remeasure or e.key not in table]
     with _progress(progress, len(entries), out_path.name) as advance:
         for entry in entries:
             advance(entry.key)

@@ -6,6 +6,7 @@ The dtype of every measurement is the space's (``space.dtype``); the measurement
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 BACKENDS = ("torch", "coreml", "analytic")
 
@@ -19,8 +20,9 @@ def _positive_ints(values, name: str) -> None:
 @dataclass(frozen=True)
 class GridConfig:
     """An extra grid of shapes to measure (for reuse by other spaces): the product of the
-    lists, for each of ``ops`` (default: the space's operators). Heads follow the space's
-    ``op_options.head_dim``; text width, batch and dtype follow the space."""
+    lists, for each of ``ops`` (default: the space's operators). Heads follow ``head_dim``;
+    ``text_dim``, ``head_dim``, ``batch`` and ``dtype`` default to the space's (without a
+    space: 64 / 64 / 1 / float32)."""
 
     ops: tuple[str, ...] | None = None
     channels: tuple[int, ...] = ()
@@ -28,8 +30,13 @@ class GridConfig:
     height: tuple[int, ...] = ()
     width: tuple[int, ...] = ()
     text_tokens: tuple[int, ...] = ()
+    text_dim: int | None = None
+    head_dim: int | None = None
+    batch: int | None = None
+    dtype: Literal["float32", "float16", "bfloat16"] | None = None
 
     def __post_init__(self):
+        _positive_ints([v for v in (self.text_dim, self.head_dim, self.batch) if v is not None], "dims")
         lists = {n: getattr(self, n) for n in ("channels", "frames", "height", "width", "text_tokens")}
         for name, values in lists.items():
             _positive_ints(values, name)

@@ -55,15 +55,18 @@ def _heads(channels: int, head_dim: int) -> int:
     return heads
 
 
-def user_grid(space: SearchSpace, grid: GridConfig | None) -> list[OpShape]:
+def user_grid(space: SearchSpace | None, grid: GridConfig | None) -> list[OpShape]:
+    """The shapes of ``grid``; dimensions it leaves open follow ``space`` (or the defaults)."""
     if grid is None or grid.empty:
         return []
-    ops = grid.ops if grid.ops is not None else space.config.ops
-    unknown = [op for op in ops if op not in space.config.ops and op not in _all_ops()]
+    ops = grid.ops if grid.ops is not None else (space.config.ops if space else tuple(_all_ops()))
+    unknown = [op for op in ops if op not in _all_ops()]
     if unknown:
         raise GridError(f"lut.grid.ops: unknown operator {unknown[0]!r}; allowed: {', '.join(_all_ops())}")
-    head_dim = space.config.op_options.head_dim
-    text_dim, batch, dtype = space.text_shape[2], space.config.batch, space.config.dtype
+    head_dim = grid.head_dim or (space.config.op_options.head_dim if space else 64)
+    text_dim = grid.text_dim or (space.text_shape[2] if space else 64)
+    batch = grid.batch or (space.config.batch if space else 1)
+    dtype = grid.dtype or (space.config.dtype if space else "float32")
     out = []
     for op, c, t, h, w, l in itertools.product(ops, grid.channels, grid.frames, grid.height, grid.width,
                                                grid.text_tokens):
@@ -86,11 +89,11 @@ class GridEntry:
     shape: OpShape | None  # None: the backbone
 
 
-def grid_entries(space: SearchSpace, grid: GridConfig | None = None) -> list[GridEntry]:
+def grid_entries(space: SearchSpace | None, grid: GridConfig | None = None) -> list[GridEntry]:
     """Backbone first, then the space's shapes, then the user grid; no duplicates."""
-    entries = [GridEntry(backbone_key(space), None)]
-    seen = {entries[0].key}
-    for shape in space.op_shapes() + user_grid(space, grid):
+    entries = [GridEntry(backbone_key(space), None)] if space is not None else []
+    seen = {e.key for e in entries}
+    for shape in (space.op_shapes() if space is not None else []) + user_grid(space, grid):
         if shape.key not in seen:
             seen.add(shape.key)
             entries.append(GridEntry(shape.key, shape))

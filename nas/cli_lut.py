@@ -1,5 +1,295 @@
-"""Subcommands of this group are added by their issue."""
+"""``hwnas lut``: build, inspect, use and check lookup tables (METHOD.md §2).
+
+    hwnas lut build CONFIG|--grid G [--device D] [--backend B] --out LUT.parquet
+    hwnas lut show LUT [--json]
+    hwnas lut predict LUT CONFIG --arch ARCH [--json]
+    hwnas lut validate LUT CONFIG [--samples N] [--json]
+    hwnas lut needs LUT CONFIG [--json]            what pricing another space would reuse/measure
+    hwnas lut merge OUT LUT... [--allow-other-device]
+    hwnas lut export-bundle CONFIG --out DIR       Core ML models + manifest + runner for a Mac
+    hwnas lut import-results RESULTS --out LUT     merge what the runner measured
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+
+from nas.cli_common import CliError, emit_json, load_experiment
+from search_spaces.config import ConfigError, load_yaml, parse
 
 
 def register(sub) -> None:
-    return None
+    lut = sub.add_parser("lut", help="lookup tables: build, show, predict, validate").add_subparsers(
+        dest="action", required=True)
+
+    p = lut.add_parser("build", help="measure a space's operators and backbone (resumes, skips measured rows)")
+    p.add_argument("config", nargs="?", help="experiment YAML (its space and lut sections)")
+    p.add_argument("--grid", help="YAML with an extra grid (channels, frames, height, width, text_tokens lists)")
+    p.add_argument("--out", required=True, help="the table, LUT.parquet (its sidecar is LUT.parquet.json)")
+    _protocol_args(p)
+    p.add_argument("--allow-other-device", action="store_true", help="add to a table of another device")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--json", action="store_true", help="print the table's summary as one JSON document")
+    p.set_defaults(func=run_build)
+
+    p = lut.add_parser("show", help="a table's device, protocol, rows and estimator error")
+    p.add_argument("lut")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_show)
+
+    p = lut.add_parser("predict", help="latency and peak memory of an architecture")
+    p.add_argument("lut")
+    p.add_argument("config")
+    p.add_argument("--arch", required=True, help="canonical string, JSON, 'empty' or 'full'")
+    p.add_argument("--allow-other-device", action="store_true", help="price a space of another dtype")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_predict)
+
+    p = lut.add_parser("validate", help="measure random whole networks and compare with the prediction")
+    p.add_argument("lut")
+    p.add_argument("config")
+    p.add_argument("--samples", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, help="timed repeats per network (default: the table's)")
+    p.add_argument("--warmup", type=int, help="warm-up calls per network (default: the table's)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_validate)
+
+    p = lut.add_parser("needs", help="what a table holds, estimates and lacks for a space")
+    p.add_argument("lut")
+    p.add_argument("config")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_needs)
+
+    p = lut.add_parser("merge", help="merge tables of one device into OUT")
+    p.add_argument("out")
+    p.add_argument("luts", nargs="+")
+    p.add_argument("--allow-other-device", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_merge)
+
+    p = lut.add_parser("export-bundle", help="convert each operator to Core ML for measuring on a Mac")
+    p.add_argument("config")
+    p.add_argument("--out", required=True, help="bundle directory")
+    p.add_argument("--grid", help="YAML with an extra grid")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_export)
+
+    p = lut.add_parser("import-results", help="merge a bundle runner's results into a table")
+    p.add_argument("results", help="results JSON written by the bundle's run_coreml.py")
+    p.add_argument("--out", required=True, help="table to create or extend")
+    p.add_argument("--allow-other-device", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_import)
+
+
+def _protocol_args(p) -> None:
+    p.add_argument("--backend", help="torch, coreml or analytic (default: the config's lut.backend)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N, mps; for analytic a device spec name")
+    p.add_argument("--repeats", type=int)
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--memory-limit-mib", type=float)
+
+
+def _lut_config(args, exp=None):
+    from lookup_tables.config import GridConfig, LutConfig
+
+    base = exp.lut if exp is not None else LutConfig()
+    changes = {k: getattr(args, k) for k in ("backend", "device", "repeats", "warmup", "threads", "memory_limit_mib")
+               if getattr(args, k, None) is not None}
+    if getattr(args, "grid", None):
+        changes["grid"] = parse(GridConfig, load_yaml(args.grid), "grid")
+    try:
+        return dataclasses.replace(base, **changes)
+    except ValueError as exc:
+        raise ConfigError(f"lut: {exc}") from None
+
+
+def _space(exp):
+    from search_spaces.space import SearchSpace
+
+    return SearchSpace(exp.space)
+
+
+def run_build(args) -> int:
+    from lookup_tables import build_table
+
+    if args.config is None and args.grid is None:
+        raise CliError("lut build: give an experiment CONFIG, a --grid, or both")
+    exp = load_experiment(args.config) if args.config else None
+    cfg = _lut_config(args, exp)
+    table = build_table(_space(exp) if exp else None, cfg, args.out, progress=not args.no_progress,
+                        allow_other_device=args.allow_other_device)
+    summary = table.summary()
+    if args.json:
+        emit_json(summary)
+    else:
+        print(f"{args.out}: {summary['rows']} rows {summary['by_status']}")
+    return 0
+
+
+def _fmt_bytes(n) -> str:
+    return "-" if n is None or (isinstance(n, float) and math.isnan(n)) else f"{n / 2**20:.2f} MiB"
+
+
+def run_show(args) -> int:
+    from lookup_tables import LookupTable
+
+    table = LookupTable.load(args.lut)
+    summary = table.summary()
+    summary["estimator_loo"] = table.estimator.loo_report()
+    if args.json:
+        summary["entries"] = table.records()
+        emit_json(summary)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    fp = summary["fingerprint"]
+    console = Console()
+    console.print(f"{args.lut}: {fp.get('backend')} on {fp.get('device')} ({fp.get('device_name')}), "
+                  f"{fp.get('dtype')}, {fp.get('threads')} thread(s); protocol {summary['protocol']}")
+    t = Table()
+    for col in ("key", "status", "latency ms (p10-p90)", "memory", "reason"):
+        t.add_column(col, overflow="fold")
+    for r in table.records():
+        lat = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.3f} ({r['latency_p10_ms']:.3f}-{r['latency_p90_ms']:.3f})"
+        t.add_row(r["key"], r["status"], lat, _fmt_bytes(r["memory_bytes"]), r["reason"] or "")
+    console.print(t)
+    for op, err in summary["estimator_loo"].items():
+        lat = err["latency_ms"]["rms_relative_error"]
+        console.print(f"estimate error (leave-one-out RMS) {op}: latency "
+                      f"{'-' if lat is None else f'{lat:.1%}'} over {err['latency_ms']['tested']} rows")
+    return 0
+
+
+def run_predict(args) -> int:
+    from lookup_tables import LookupTable
+
+    table = LookupTable.load(args.lut)
+    space = _space(load_experiment(args.config))
+    pred = table.predict(space, space.parse(args.arch), allow_other_device=args.allow_other_device)
+    if args.json:
+        emit_json(pred.as_dict())
+        return 0
+    print(f"{pred.arch}: {pred.latency_ms:.3f} ms ± {pred.latency_error_ms:.3f}, "
+          f"{_fmt_bytes(pred.memory_bytes)} ± {_fmt_bytes(pred.memory_error_bytes)} [{pred.status}]")
+    for key in pred.missing:
+        print(f"  estimated (not measured): {key}")
+    for reason in pred.reasons:
+        print(f"  {reason}")
+    return 0
+
+
+def run_validate(args) -> int:
+    from lookup_tables import LookupTable
+    from lookup_tables.validate import validate
+
+    if args.samples < 1:
+        raise CliError("--samples must be at least 1")
+    table = LookupTable.load(args.lut)
+    exp = load_experiment(args.config)
+    cfg = _table_protocol(table, exp, args)
+    report = validate(table, _space(exp), cfg, samples=args.samples, seed=args.seed,
+                      progress=None if args.json else lambda i, a: print(f"[{i + 1}/{args.samples}] {a}",
+                                                                          file=sys.stderr))
+    if args.json:
+        emit_json(report)
+        return 0
+    for what in ("latency", "memory"):
+        a = report[what]
+        if a["n"]:
+            print(f"{what}: {a['within_5pct']:.0%} within ±5 %, {a['within_10pct']:.0%} within ±10 %, "
+                  f"MAPE {a['mape']:.2%}, RMSE {a['rmse']:.4g} over {a['n']} networks")
+    spread = report["measurement_spread_p10_p90"]["median"]
+    if spread is not None:
+        print(f"measurement spread (p90-p10)/median: {spread:.2%} (median over networks)")
+    for c in report["worst_latency"][:3]:
+        print(f"worst latency: {c['arch']}: {c['latency_ms']['rel_error']:+.2%}")
+    for c in report["failed"]:
+        print(f"not measured: {c['arch']}: {c['status']} {c['reason']}")
+    return 0
+
+
+def _table_protocol(table, exp, args):
+    """Validation measures with the table's own protocol (device, threads, repeats)."""
+    fp, proto = table.fingerprint, table.meta.get("protocol", {})
+    changes = {"backend": fp.get("backend", exp.lut.backend), "device": fp.get("device", exp.lut.device),
+               "threads": fp.get("threads", exp.lut.threads)}
+    for k in ("repeats", "warmup"):
+        v = getattr(args, k) if getattr(args, k) is not None else proto.get(k)
+        if v is not None:
+            changes[k] = v
+    try:
+        return dataclasses.replace(exp.lut, **changes)
+    except ValueError as exc:
+        raise ConfigError(f"lut: {exc}") from None
+
+
+def run_needs(args) -> int:
+    from lookup_tables import LookupTable
+
+    table = LookupTable.load(args.lut)
+    exp = load_experiment(args.config)
+    report = table.needs(_space(exp), exp.lut.grid)
+    if args.json:
+        emit_json(report)
+        return 0
+    print(f"exact hits: {len(report['hits'])}, estimated: {len(report['estimated'])}, "
+          f"unavailable: {len(report['unavailable'])}")
+    for e in report["estimated"]:
+        err = e["latency_rel_error"]
+        print(f"  estimate {e['key']} (expected latency error {'-' if err is None else f'{err:.1%}'})")
+    for key in report["unavailable"]:
+        print(f"  cannot estimate {key}")
+    if report["to_measure"]:
+        print(f"to price it exactly, measure these {len(report['to_measure'])}: "
+              f"hwnas lut build {args.config} --out {args.lut}")
+    return 0
+
+
+def run_merge(args) -> int:
+    from lookup_tables import LookupTable
+
+    tables = [LookupTable.load(p) for p in args.luts]
+    merged = tables[0]
+    for other in tables[1:]:
+        merged = merged.merge(other, allow_other_device=args.allow_other_device)
+    merged.save(args.out)
+    if args.json:
+        emit_json(merged.summary())
+    else:
+        print(f"{args.out}: {len(merged)} rows from {len(tables)} tables")
+    return 0
+
+
+def run_export(args) -> int:
+    from lookup_tables.bundle import export_bundle
+
+    exp = load_experiment(args.config)
+    manifest = export_bundle(_space(exp), _lut_config(args, exp).grid, args.out, progress=not args.no_progress)
+    if args.json:
+        emit_json(manifest)
+        return 0
+    ok = sum(e["status"] == "ok" for e in manifest["entries"])
+    print(f"{args.out}: {ok}/{len(manifest['entries'])} subjects converted; on a Mac run: "
+          f"python {args.out}/run_coreml.py --compute-unit CPU_AND_NE, then hwnas lut import-results "
+          f"{args.out}/results_CPU_AND_NE.json --out LUT.parquet")
+    for e in manifest["entries"]:
+        if e["status"] != "ok":
+            print(f"  {e['key']}: {e['status']} ({e['reason']})")
+    return 0
+
+
+def run_import(args) -> int:
+    from lookup_tables.bundle import import_results
+
+    table = import_results(args.results, args.out, allow_other_device=args.allow_other_device)
+    if args.json:
+        emit_json(table.summary())
+    else:
+        print(f"{args.out}: {len(table)} rows {table.summary()['by_status']}")
+    return 0

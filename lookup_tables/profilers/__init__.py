@@ -1,0 +1,1 @@
+"""Profiler backends; each module registers one with ``@register_profiler``."""
