@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 BACKENDS = ("torch", "coreml", "analytic")
+COREML_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")  # Core ML compute units
 
 
 def _positive_ints(values, name: str) -> None:
@@ -70,6 +71,8 @@ class LutConfig:
             raise ValueError(f"backend {self.backend!r}; allowed: {', '.join(BACKENDS)}")
         if self.backend == "torch" and not _torch_device_ok(self.device):
             raise ValueError(f"device {self.device!r}; allowed for torch: cpu, cuda, cuda:N, mps")
+        if self.backend == "coreml" and self.device.upper() not in COREML_UNITS:
+            raise ValueError(f"device {self.device!r}; allowed for coreml: {', '.join(COREML_UNITS)}")
         if self.warmup < 0:
             raise ValueError("warmup must be non-negative")
         if self.repeats < 3:

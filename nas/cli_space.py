@@ -8,13 +8,27 @@ def register(sub) -> None:
     show = sub.add_parser("space", help="inspect a search space").add_subparsers(dest="action", required=True)
     p = show.add_parser("show", help="slots, shapes, allowed ops, space size")
     p.add_argument("config", help="experiment YAML")
+    p.add_argument("--lut", help="a lookup table: list the states it prunes under the config's budgets, and why")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run_show)
+
+
+def _pruning(args, space) -> dict | None:
+    if not args.lut:
+        return None
+    from lookup_tables import LookupTable
+    from lookup_tables.prune import prune
+    from nas.cli_common import load_experiment
+
+    return prune(space, LookupTable.load(args.lut), load_experiment(args.config).budgets).as_dict()
 
 
 def run_show(args) -> int:
     space = load_space(args.config)
     info = space.describe()
+    pruning = _pruning(args, space)
+    if pruning is not None:
+        info.update(pruning)
     if args.json:
         emit_json(info)
         return 0
@@ -41,4 +55,11 @@ def run_show(args) -> int:
     console.print(f"size: {info['size']:,} architectures")
     for name, arch in info["examples"].items():
         console.print(f"{name}: {arch}")
+    if pruning is not None:
+        if pruning["backbone"]:
+            console.print(f"nothing fits: {pruning['backbone']}")
+        console.print(f"pruned by {args.lut}: {len(pruning['pruned'])} states; "
+                      f"size after pruning: {pruning['size_after']:,} architectures")
+        for p in pruning["pruned"]:
+            console.print(f"  {p['slot']}:{p['op']}:{p['count']}: {p['reason']}")
     return 0

@@ -24,7 +24,7 @@ from search_spaces.space import SearchSpace
 from lookup_tables.errors import LutError
 from lookup_tables.profilers.base import Measurement, Profiler, register_profiler
 
-COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
+from lookup_tables.config import COREML_UNITS as COMPUTE_UNITS
 
 
 def convert(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: str | Path):
