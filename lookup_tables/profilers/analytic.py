@@ -44,6 +44,11 @@ def load_spec(name: str) -> dict:
     missing = [k for k in _REQUIRED if k not in spec]
     if missing:
         raise LutError(f"device spec {path}: key {missing[0]!r} is missing")
+    numbers = {f"peak_flops.{k}": v for k, v in spec["peak_flops"].items()}
+    numbers.update({k: spec[k] for k in ("memory_bandwidth_bytes_per_s", "memory_bytes", "launch_overhead_ms")})
+    for key, value in numbers.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise LutError(f"device spec {path}: {key} must be a non-negative number, got {value!r}")
     return spec
 
 
