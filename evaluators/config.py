@@ -1,19 +1,123 @@
-"""The ``data``, ``train`` and ``evaluator`` sections of an experiment."""
+"""The ``data``, ``train`` and ``evaluator`` sections of an experiment.
+
+Defaults are the tiny experiment's: one candidate (K = 40 steps of batch 4 clips, then the
+``flow_loss`` score on 32 fixed validation clips at t ∈ {0.3, 0.5, 0.7}) takes ≈ 15–25 s on
+one CPU thread, and its quality separates add/remove actions from seed noise
+(experiments/benchmarks/results/signal_to_noise.md).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+
+def _at_least(obj, names, low) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and value < low:
+            raise ValueError(f"{name} must be at least {low}, got {value!r}")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    dir: str | None = None  # precomputed video latents; None: synthesise the built-in set
+    """Precomputed video latents (``evaluators.data``). ``dir`` unset: the built-in synthetic
+    set of ``videos`` clips (``val_videos`` of them held out) is written into the workdir."""
+
+    dir: str | None = None
+    videos: int = 512
+    val_videos: int = 64
+    seed: int = 0
+    text_encoder: Literal["builtin", "minilm"] = "builtin"
+
+    def __post_init__(self):
+        _at_least(self, ("videos", "val_videos"), 1)
+        if self.val_videos >= self.videos:
+            raise ValueError(f"val_videos {self.val_videos} must be below videos {self.videos}")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Single-frame training of the spatial (image) backbone, cached and reused by every
+    candidate (SnapGen-V trains the image model first, then freezes it). Ignored when
+    ``space.backbone.weights`` points to pre-trained weights."""
+
+    steps: int = 600
+    batch: int = 32
+    lr: float = 2e-3
+    cache_dir: str | None = None  # default: WORKDIR/cache
+
+    def __post_init__(self):
+        _at_least(self, ("steps", "batch"), 1)
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 100
+    """Brief rectified-flow training of the temporal layers (METHOD.md §4): ``steps`` K of
+    AdamW on ``batch`` clips, t ~ logit-normal(``logit_mean`` m, ``logit_std`` s)."""
+
+    steps: int = 40
+    batch: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    logit_mean: float = -1.0
+    logit_std: float = 1.0
+    max_grad_norm: float | None = 1.0
+    device: str = "cpu"
+    threads: int | None = None  # torch threads during run(); None leaves the caller's
+    pretrain: PretrainConfig = PretrainConfig()
+
+    def __post_init__(self):
+        _at_least(self, ("steps", "batch", "threads"), 1)
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.logit_std <= 0:
+            raise ValueError(f"logit_std must be positive, got {self.logit_std}")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ValueError(f"max_grad_norm must be positive, got {self.max_grad_norm}")
+
+
+@dataclass(frozen=True)
+class VBenchConfig:
+    """The ``vbench`` evaluator: dimensions, the local weight cache, videos per prompt."""
+
+    dimensions: tuple[str, ...] = ("overall_consistency", "object_class", "color")
+    cache_dir: str | None = None  # default: $VBENCH_CACHE_DIR or ~/.cache/vbench
+    videos_per_prompt: int = 1
+    max_prompts: int | None = None  # per dimension; None: the whole standard suite
+    fps: int = 8
+
+    def __post_init__(self):
+        from evaluators.scores.vbench import check_dimensions
+
+        check_dimensions(self.dimensions)
+        _at_least(self, ("videos_per_prompt", "max_prompts", "fps"), 1)
 
 
 @dataclass(frozen=True)
 class EvaluatorConfig:
+    """How a trained candidate is scored. ``flow_loss``: validation flow-matching loss on
+    ``val_clips`` fixed clips at the fixed ``t_values`` with fixed noise (``noise_seed``).
+    ``prompt_suite``: ``prompts`` held-out captions sampled with ``sample_steps`` Euler
+    steps (``guidance_scale`` > 1 turns on classifier-free guidance)."""
+
     name: str = "flow_loss"
+    t_values: tuple[float, ...] = (0.3, 0.5, 0.7)
+    val_clips: int = 32
+    noise_seed: int = 1234
+    prompts: int = 64
+    sample_steps: int = 8
+    guidance_scale: float = 1.0
+    vbench: VBenchConfig = VBenchConfig()
+
+    def __post_init__(self):
+        from evaluators.scores import EVALUATORS
+
+        if self.name not in EVALUATORS:
+            raise ValueError(f"name: unknown evaluator {self.name!r}; allowed: {', '.join(EVALUATORS.names())}")
+        if not self.t_values or any(not 0.0 < t <= 1.0 for t in self.t_values):
+            raise ValueError(f"t_values must be non-empty and in (0, 1], got {self.t_values!r}")
+        _at_least(self, ("val_clips", "prompts", "sample_steps"), 1)
+        if self.guidance_scale < 1.0:
+            raise ValueError(f"guidance_scale must be at least 1 (1 = no guidance), got {self.guidance_scale}")

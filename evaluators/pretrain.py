@@ -1,0 +1,79 @@
+"""Spatial pre-training: the backbone is an *image* model, trained first on single frames,
+then frozen for every candidate (SnapGen-V). The weights are cached under a key that
+hashes the backbone config, the data and these settings, and written atomically (temp
+file + ``os.replace``) so concurrent workers may race to the same cache safely.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from evaluators.config import PretrainConfig, TrainConfig
+from evaluators.data import LatentDataset
+from evaluators.flow import flow_loss, logit_normal_t
+from search_spaces.errors import HwnasError
+
+
+def cache_key(unet_config: dict, data: LatentDataset, pretrain: PretrainConfig, train: TrainConfig) -> str:
+    blob = json.dumps({"unet": unet_config, "data": data.fingerprint, "steps": pretrain.steps,
+                       "batch": pretrain.batch, "lr": pretrain.lr, "m": train.logit_mean, "s": train.logit_std},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def save_atomic(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def pretrain_spatial(unet, data: LatentDataset, pretrain: PretrainConfig, train: TrainConfig,
+                     seed: int = 0, device: str | torch.device = "cpu", progress=None) -> dict[str, float]:
+    """Train the 2D ``unet`` in place by rectified flow on single frames of the train split
+    (each frame conditioned on its clip's caption). Returns the loss at the start and end."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    unet.train().requires_grad_(True)
+    opt = torch.optim.AdamW(unet.parameters(), lr=pretrain.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=pretrain.lr, total_steps=pretrain.steps,
+                                                pct_start=0.1)
+    stream = data.batches("train", min(pretrain.batch, data.count("train")), gen)
+    first = last = float("nan")
+    ema = None
+    for step in range(pretrain.steps):
+        batch = next(stream)
+        b, t = batch.latents.shape[:2]
+        frame = torch.randint(t, (b,), generator=gen)  # one random frame of each clip
+        x0 = batch.latents[torch.arange(b), frame].to(device)
+        text = batch.text.to(device)
+        tt = logit_normal_t(x0.shape[0], train.logit_mean, train.logit_std, gen, device)
+        noise = torch.randn(x0.shape, generator=gen).to(device)
+        loss = flow_loss(lambda x, ts, c: unet(x, ts, encoder_hidden_states=c).sample, x0, text, tt, noise)
+        if not torch.isfinite(loss):
+            raise HwnasError(f"spatial pre-training diverged at step {step} (loss {loss.item()}); lower "
+                             f"train.pretrain.lr ({pretrain.lr})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        value = loss.item()
+        ema = value if ema is None else 0.95 * ema + 0.05 * value
+        if step == 0:
+            first = value
+        last = ema
+        if progress is not None:
+            progress(step + 1, pretrain.steps, ema)
+    unet.eval().requires_grad_(False)
+    return {"first_loss": first, "final_loss": last}

@@ -1,0 +1,56 @@
+"""``flow_loss``: the rectified-flow validation loss at fixed t and fixed noise.
+
+The first ``val_clips`` clips of the held-out split, each at every t of ``t_values``, with
+noise drawn once from ``noise_seed``: the score is a deterministic function of the model,
+so two candidates differ only by what they learned. Quality is the fraction of the
+velocity target's energy the model explains, ``1 − L / L₀``, where ``L₀ = ‖ε − x0‖²`` is
+the loss of predicting zero velocity on the same clips and noise (higher is better, 1 is
+perfect). The breakdown holds the loss at each t and, on data with motion labels, on
+moving and on static clips (the cheap proxy for motion that STACK.md suggests).
+"""
+from __future__ import annotations
+
+import torch
+
+from evaluators.flow import flow_loss
+from evaluators.scores.base import Evaluator, Score, register_evaluator
+
+CHUNK = 16  # clips per forward
+
+
+@register_evaluator("flow_loss")
+class FlowLossEvaluator(Evaluator):
+    def __init__(self, config, data, device="cpu"):
+        super().__init__(config, data, device)
+        val = data.load("val", config.val_clips)
+        self.x0, self.text = val.latents, val.text
+        gen = torch.Generator().manual_seed(config.noise_seed)
+        self.noise = torch.randn((len(config.t_values), *self.x0.shape), generator=gen)
+        self.moving = None
+        if "motion" in val.labels:
+            self.moving = torch.tensor([m != "none" for m in val.labels["motion"]])
+        self.baseline = ((self.noise - self.x0) ** 2).flatten(2).mean(-1)  # L₀ per (t, clip)
+
+    @torch.no_grad()
+    def per_clip_loss(self, model) -> torch.Tensor:
+        """(len(t_values), clips) losses."""
+        out = torch.empty(len(self.config.t_values), len(self.x0))
+        for i, t in enumerate(self.config.t_values):
+            for start in range(0, len(self.x0), CHUNK):
+                sl = slice(start, start + CHUNK)
+                x0, text = self.x0[sl].to(self.device), self.text[sl].to(self.device)
+                tt = torch.full((len(x0),), float(t), device=self.device)
+                out[i, sl] = flow_loss(model, x0, text, tt, self.noise[i, sl].to(self.device), reduce=False).cpu()
+        return out
+
+    def score(self, model) -> Score:
+        loss = self.per_clip_loss(model).double()
+        base = self.baseline.double()
+        breakdown = {"loss": loss.mean().item()}
+        for i, t in enumerate(self.config.t_values):
+            breakdown[f"loss_t{t:g}"] = loss[i].mean().item()
+        if self.moving is not None and self.moving.any() and (~self.moving).any():
+            breakdown["loss_moving"] = loss[:, self.moving].mean().item()
+            breakdown["loss_static"] = loss[:, ~self.moving].mean().item()
+        quality = 1.0 - loss.mean().item() / base.mean().item()
+        return Score(quality, breakdown)
