@@ -55,13 +55,14 @@ def export_bundle(space: SearchSpace, grid, out_dir: str | Path, progress: bool 
         for i, entry in enumerate(entries):
             advance(entry.key)
             file = f"models/{i:04d}_{'backbone' if entry.shape is None else entry.shape.op}.mlpackage"
-            if entry.shape is None:
-                module, inputs = network_subject(space, space.empty)
-            else:
-                module, inputs = op_subject(entry.shape, op_options(space))
             record = {"key": entry.key, "kind": "backbone" if entry.shape is None else "op", "file": file,
-                      "inputs": [list(t.shape) for t in inputs], "status": "ok", "reason": ""}
+                      "status": "ok", "reason": ""}
             try:
+                if entry.shape is None:
+                    module, inputs = network_subject(space, space.empty)
+                else:
+                    module, inputs = op_subject(entry.shape, op_options(space))
+                record["inputs"] = [list(t.shape) for t in inputs]
                 convert(module, inputs, out_dir / file)
             except Exception as exc:  # one operator that does not convert must not end the export
                 record.update(status="error", reason=f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"[:300])
