@@ -31,7 +31,7 @@ class ReferencePoint:
 class SearchConfig:
     """The ``search`` section: which strategy, how much training, where it runs.
 
-    ``steps`` is K, the brief training per candidate; ``max_train_steps`` the whole
+    ``steps`` is K, the brief training per candidate (default: ``train.steps``); ``max_train_steps`` the whole
     campaign's training budget (the same for every strategy, so they compare fairly).
     ``workers: 0`` evaluates in-process (``InlinePool``); otherwise Ray actors, on a local
     cluster or the one at ``ray_address``. ``storage`` is any Optuna storage URL (default
@@ -40,7 +40,7 @@ class SearchConfig:
 
     strategy: str = "snapgen"
     options: dict[str, Any] = field(default_factory=dict)
-    steps: int = 100
+    steps: int | None = None  # K; None: the train section's steps
     max_train_steps: int | None = None
     max_rounds: int = 50
     workers: int = 2
@@ -55,11 +55,9 @@ class SearchConfig:
     reference_point: ReferencePoint = field(default_factory=ReferencePoint)
 
     def __post_init__(self):
-        for name in ("steps", "max_rounds"):
-            if getattr(self, name) < 1:
+        for name in ("steps", "max_rounds", "max_train_steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.max_train_steps is not None and self.max_train_steps < self.steps:
-            raise ValueError(f"max_train_steps {self.max_train_steps} is below steps {self.steps}")
         for name in ("workers", "retries", "max_restarts"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be non-negative")
@@ -89,3 +87,8 @@ class Experiment:
 
     def to_dict(self) -> dict:
         return to_dict(self)
+
+    @property
+    def candidate_steps(self) -> int:
+        """K: brief-training steps per candidate."""
+        return self.search.steps or self.train.steps

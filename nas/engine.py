@@ -178,7 +178,7 @@ def build_engine(campaign: Campaign, experiment: Experiment, ray_address: str | 
     pruning = prune(space, table, experiment.budgets)
     state = SearchState(space, predict, experiment.budgets, pruning.allows)
     s = experiment.search
-    strategy = create_strategy(s.strategy, s.options, experiment.seed, s.steps)
+    strategy = create_strategy(s.strategy, s.options, experiment.seed, experiment.candidate_steps)
     workdir = s.workdir or str(campaign.root / "work")
     return Engine(campaign, experiment, space, state, strategy, make_pool(experiment, workdir, ray_address),
                   on_progress)

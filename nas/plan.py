@@ -53,9 +53,9 @@ def dry_run(exp: Experiment) -> dict:
     s = exp.search
     per_round = simulate_snapgen(space, predict, exp.budgets, pruning.allows, s.max_rounds) \
         if s.strategy == "snapgen" else []
-    candidates = sum(per_round) if per_round else (s.max_train_steps or 0) // s.steps
+    candidates = sum(per_round) if per_round else (s.max_train_steps or 0) // exp.candidate_steps
     if s.max_train_steps is not None:
-        candidates = min(candidates, s.max_train_steps // s.steps)
+        candidates = min(candidates, s.max_train_steps // exp.candidate_steps)
     per_candidate = s.gpu_hours_per_candidate or PAPER_GPU_HOURS_PER_CANDIDATE
     empty, full = predict(space.empty), predict(space.full)
     return {
@@ -67,7 +67,7 @@ def dry_run(exp: Experiment) -> dict:
         "empty": {"latency_ms": empty.latency_ms, "memory_mib": empty.memory_bytes / MIB},
         "full": {"arch": str(space.full), "latency_ms": full.latency_ms, "memory_mib": full.memory_bytes / MIB},
         "rounds": len(per_round) or None, "candidates_per_round": per_round, "candidates": candidates,
-        "steps_per_candidate": s.steps, "training_steps": candidates * s.steps,
+        "steps_per_candidate": exp.candidate_steps, "training_steps": candidates * exp.candidate_steps,
         "gpu_hours_per_candidate": per_candidate, "gpu_hours": candidates * per_candidate,
         "workers": s.workers,
     }

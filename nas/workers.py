@@ -12,6 +12,7 @@ with the reason. ``InlinePool`` runs the same interface in this process, for deb
 from __future__ import annotations
 
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -106,6 +107,21 @@ class InlinePool(WorkerPool):
             yield job, result
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a Ray address nobody listens at (``ray.init`` would retry for minutes)."""
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise WorkerError(f"Ray address {address!r} is not HOST:PORT (or ray://HOST:PORT, or auto)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise WorkerError(f"Ray address {address!r} is unreachable ({exc.strerror or exc}); "
+                          "is `ray start --head` running there?") from None
+
+
 class _Actor:
     """One worker process: a prepared runner, one thread of torch."""
 
@@ -136,6 +152,8 @@ class RayPool(WorkerPool):
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         import ray
 
+        if self.address:
+            check_reachable(self.address)
         if not ray.is_initialized():
             kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
             try:
