@@ -57,8 +57,12 @@ def run_search(args) -> int:
     if args.dry_run:
         from nas.plan import dry_run
 
+        from nas.engine import BudgetError
+
         plan = dry_run(exp)
         emit_json(plan) if args.json else print_plan(plan)
+        if plan["problem"]:
+            raise BudgetError(plan["problem"])
         return 0
     from nas.campaign import Campaign
 

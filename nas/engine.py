@@ -44,27 +44,33 @@ class TableCost:
     def __init__(self, table, space: SearchSpace):
         self.table, self.space, self._memo = table, space, {}
 
-    def __call__(self, arch: Architecture) -> Cost:
+    def prediction(self, arch: Architecture):
         key = str(arch)
         if key not in self._memo:
-            p = self.table.predict(self.space, arch)
-            self._memo[key] = Cost(float(p.latency_ms), float(p.memory_bytes))
+            self._memo[key] = self.table.predict(self.space, arch)
         return self._memo[key]
 
+    def __call__(self, arch: Architecture) -> Cost:
+        p = self.prediction(arch)
+        return Cost(float(p.latency_ms), float(p.memory_bytes))
 
-def check_budgets(space: SearchSpace, predict: Callable[[Architecture], Cost], budgets: Budgets) -> None:
+
+def check_budgets(space: SearchSpace, cost: TableCost, budgets: Budgets) -> None:
     """The backbone alone is the cheapest architecture (every operator adds cost): if it
-    breaks a budget, none can meet it."""
-    cost = predict(space.empty)
-    broken = budgets.violations(cost.latency_ms, cost.memory_bytes)
+    cannot run, or breaks a budget, no architecture can meet the budgets."""
+    p = cost.prediction(space.empty)
+    broken = budgets.violations(p.latency_ms, p.memory_bytes) if p.status == "ok" else ["latency", "memory"]
     if not broken:
         return
     key = "budgets.video" if budgets.video is not None and "latency" in broken else \
         "budgets.latency_ms" if "latency" in broken else "budgets.memory_mib"
-    limit = (f"{budgets.latency_ms_per_step:.3f} ms per step" if "latency" in broken
-             else f"{budgets.memory_mib} MiB")
+    limit = (f"{budgets.latency_ms_per_step:.3f} ms per step" if "latency" in broken and budgets.latency_ms_per_step
+             else f"{budgets.memory_mib} MiB" if budgets.memory_mib else "the device")
+    if p.status != "ok":
+        raise BudgetError(f"{key}: no architecture can meet {limit}; the cheapest (the backbone alone, 'empty') "
+                          f"cannot run on the device: {'; '.join(p.reasons)}")
     raise BudgetError(f"{key}: no architecture can meet {limit}; the cheapest (the backbone alone, 'empty') "
-                      f"costs {cost.latency_ms:.3f} ms per step and {cost.memory_bytes / MIB:.1f} MiB")
+                      f"costs {p.latency_ms:.3f} ms per step and {p.memory_bytes / MIB:.1f} MiB")
 
 
 def load_or_build_table(experiment: Experiment, space: SearchSpace, campaign: Campaign, progress: bool):
@@ -78,6 +84,16 @@ def load_or_build_table(experiment: Experiment, space: SearchSpace, campaign: Ca
         table = build_table(space, experiment.lut, path, progress=progress)
     campaign.set_lut(path)
     return table
+
+
+def state_filter(space: SearchSpace, table, budgets: Budgets) -> Callable[[Architecture], bool]:
+    """The coarse search (METHOD.md §2) as a filter on architectures: no state the table
+    pruned (a layer the device cannot run, or that breaks a budget on its own). Whole-network
+    budgets are the strategies' business: a removal may lead through an over-budget child."""
+    from lookup_tables.prune import prune
+
+    pruning = prune(space, table, budgets)
+    return lambda arch: not any(pruning.state_reason(s, l.op, l.count) for s, l in arch.items())
 
 
 def make_pool(experiment: Experiment, workdir: str, ray_address: str | None) -> WorkerPool:
@@ -169,14 +185,13 @@ class Engine:
 def build_engine(campaign: Campaign, experiment: Experiment, ray_address: str | None = None,
                  progress: bool = True, on_progress=None) -> Engine:
     """Everything from the frozen config: space, table, budgets check, pruning, strategy, pool."""
-    from lookup_tables import prune
+    from lookup_tables.prune import prune
 
     space = SearchSpace(experiment.space)
     table = load_or_build_table(experiment, space, campaign, progress)
     predict = TableCost(table, space)
     check_budgets(space, predict, experiment.budgets)
-    pruning = prune(space, table, experiment.budgets)
-    state = SearchState(space, predict, experiment.budgets, pruning.allows)
+    state = SearchState(space, predict, experiment.budgets, state_filter(space, table, experiment.budgets))
     s = experiment.search
     strategy = create_strategy(s.strategy, s.options, experiment.seed, experiment.candidate_steps)
     workdir = s.workdir or str(campaign.root / "work")

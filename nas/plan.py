@@ -2,7 +2,8 @@
 training anything. The space is built on the meta device and priced with the analytic
 backend; the coarse search prunes it; the evolution is simulated on the predicted costs
 alone, assuming every addition helps (the longest path Algorithm A1 can take), to count
-the rounds and candidates. GPU-hours use the paper's 8 A100 GPU-hours per action
+the rounds and candidates. Budgets no architecture can meet are reported as ``problem``.
+GPU-hours use the paper's 8 A100 GPU-hours per action
 evaluation unless ``search.gpu_hours_per_candidate`` says otherwise.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from nas.config import Experiment
-from nas.engine import TableCost, check_budgets
+from nas.engine import BudgetError, TableCost, check_budgets
 from search_spaces.budgets import MIB
 from search_spaces.space import SearchSpace
 
@@ -40,7 +41,8 @@ def simulate_snapgen(space, predict, budgets, allows, max_rounds: int) -> list[i
 
 
 def dry_run(exp: Experiment) -> dict:
-    from lookup_tables import LutConfig, build_table, prune
+    from lookup_tables import LutConfig, build_table
+    from lookup_tables.prune import prune
 
     space = SearchSpace(exp.space)
     lut = LutConfig(backend="analytic", device=exp.lut.device_spec or exp.lut.device) \
@@ -48,20 +50,24 @@ def dry_run(exp: Experiment) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         table = build_table(space, replace(lut, path=None), Path(tmp) / "analytic.parquet", progress=False)
     predict = TableCost(table, space)
-    check_budgets(space, predict, exp.budgets)
+    try:
+        check_budgets(space, predict, exp.budgets)
+        problem = None
+    except BudgetError as exc:
+        problem = str(exc)
     pruning = prune(space, table, exp.budgets)
     s = exp.search
     per_round = simulate_snapgen(space, predict, exp.budgets, pruning.allows, s.max_rounds) \
-        if s.strategy == "snapgen" else []
+        if s.strategy == "snapgen" and problem is None else []
     candidates = sum(per_round) if per_round else (s.max_train_steps or 0) // exp.candidate_steps
     if s.max_train_steps is not None:
         candidates = min(candidates, s.max_train_steps // exp.candidate_steps)
     per_candidate = s.gpu_hours_per_candidate or PAPER_GPU_HOURS_PER_CANDIDATE
     empty, full = predict(space.empty), predict(space.full)
     return {
-        "name": exp.name, "strategy": s.strategy, "backend": f"analytic ({lut.device})",
+        "problem": problem, "name": exp.name, "strategy": s.strategy, "backend": f"analytic ({lut.device})",
         "slots": len(space.slots), "ops": list(space.config.ops), "space_size": space.size,
-        "pruned": pruning.summary() if hasattr(pruning, "summary") else None,
+        "pruned_states": len(pruning.pruned), "space_size_after_pruning": pruning.size_after,
         "budget_latency_ms_per_step": exp.budgets.latency_ms_per_step,
         "budget_memory_mib": exp.budgets.memory_mib,
         "empty": {"latency_ms": empty.latency_ms, "memory_mib": empty.memory_bytes / MIB},
