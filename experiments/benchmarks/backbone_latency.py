@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _env import environment, write_results  # noqa: E402
+from _machine import machine, write  # noqa: E402
 
 from nas.config import Experiment  # noqa: E402
 from search_spaces.backbones import build_unet  # noqa: E402
@@ -84,7 +84,10 @@ def main() -> None:
             rows.append(row)
             print(f"{name:10s} {row['median_ms']:9.2f} ms  (p10 {q[0]:.2f}, p90 {q[-1]:.2f})  {arch}")
             del model
-    path = write_results(f"backbone_latency_{args.device}", {"environment": environment(args.device), "rows": rows})
+    info = machine()
+    if args.device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    path = write(f"backbone_latency_{args.device}", {"machine": info, "rows": rows})
     print(f"wrote {path}")
 
 
