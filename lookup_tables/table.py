@@ -20,11 +20,12 @@ import pyarrow.parquet as pq
 
 from search_spaces.shapes import OpShape
 
-from lookup_tables.errors import DeviceMismatchError, TableFileError
+from lookup_tables.errors import DeviceMismatchError, LutError, TableFileError
 from lookup_tables.grid import parse_backbone_key
 from lookup_tables.profilers.base import Measurement, identity, now_iso
 
 FORMAT = 1
+STATISTICS = ("median", "p10", "p90")
 _META_KEY = b"hwnas_lut"
 COLUMNS = {  # name -> pandas dtype
     "key": "string", "kind": "string", "op": "string", "channels": "int64", "frames": "int64",
@@ -104,6 +105,17 @@ class LookupTable:
         self.rows = new if rest.empty else pd.concat([rest, new])
         self.meta["updated"] = now_iso()
         self._estimator = None
+
+    def with_statistic(self, statistic: str) -> "LookupTable":
+        """A copy whose ``latency_ms`` is the ``median`` (as measured), ``p10`` or ``p90`` of each
+        row: p10 is what an uncontended run takes on a loaded machine, p90 a cautious price."""
+        if statistic not in STATISTICS:
+            raise LutError(f"statistic {statistic!r}; allowed: {', '.join(STATISTICS)}")
+        if statistic == "median":
+            return self
+        rows = self.rows.copy()
+        rows["latency_ms"] = rows[f"latency_{statistic}_ms"]
+        return LookupTable(rows.reset_index(drop=True), dict(self.meta, statistic=statistic))
 
     # Prediction -------------------------------------------------------------------
     @property

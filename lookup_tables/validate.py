@@ -42,9 +42,12 @@ def sample_architectures(space: SearchSpace, n: int, seed: int) -> list:
 
 
 def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20, seed: int = 0,
-             worst: int = 5, progress=None) -> dict:
+             worst: int = 5, progress=None, statistic: str = "median") -> dict:
+    """``statistic`` (median, p10, p90) of the table's rows and of the measured networks is compared."""
     from lookup_tables.build import op_options
 
+    table = table.with_statistic(statistic)
+    field = "latency_ms" if statistic == "median" else f"latency_{statistic}_ms"
     profiler = create_profiler(lut_config, space.config.dtype, op_options(space))
     table.check_compatible(profiler.fingerprint(), f"this machine ({lut_config.backend} on {lut_config.device})")
     cases = []
@@ -59,9 +62,10 @@ def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20
             continue
         cases.append({
             "arch": str(arch), "status": "ok", "predicted_status": "ok",
-            "latency_ms": {"predicted": pred.latency_ms, "measured": meas.latency_ms,
+            "latency_ms": {"predicted": pred.latency_ms, "measured": getattr(meas, field),
+                           "measured_median": meas.latency_ms,
                            "measured_p10": meas.latency_p10_ms, "measured_p90": meas.latency_p90_ms,
-                           "rel_error": (pred.latency_ms - meas.latency_ms) / meas.latency_ms},
+                           "rel_error": (pred.latency_ms - getattr(meas, field)) / getattr(meas, field)},
             "memory_bytes": {"predicted": pred.memory_bytes, "measured": meas.memory_bytes,
                              "rel_error": (pred.memory_bytes - meas.memory_bytes) / meas.memory_bytes},
             "estimated": pred.missing,
@@ -69,7 +73,7 @@ def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20
     ok = [c for c in cases if c["status"] == "ok"]
     lat = [(c["latency_ms"]["predicted"], c["latency_ms"]["measured"]) for c in ok]
     mem = [(c["memory_bytes"]["predicted"], c["memory_bytes"]["measured"]) for c in ok]
-    spread = [(c["latency_ms"]["measured_p90"] - c["latency_ms"]["measured_p10"]) / c["latency_ms"]["measured"]
+    spread = [(c["latency_ms"]["measured_p90"] - c["latency_ms"]["measured_p10"]) / c["latency_ms"]["measured_median"]
               for c in ok]
     return {
         "samples": len(cases), "measured_ok": len(ok),
@@ -78,7 +82,8 @@ def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20
         "worst_latency": sorted(ok, key=lambda c: -abs(c["latency_ms"]["rel_error"]))[:worst],
         "worst_memory": sorted(ok, key=lambda c: -abs(c["memory_bytes"]["rel_error"]))[:worst],
         "failed": [c for c in cases if c["status"] != "ok"],
-        "protocol": lut_config.protocol(),
+        "cases": ok,
+        "protocol": lut_config.protocol(), "statistic": statistic,
     }
 
 

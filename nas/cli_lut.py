@@ -43,6 +43,7 @@ def register(sub) -> None:
     p.add_argument("config")
     p.add_argument("--arch", required=True, help="canonical string, JSON, 'empty' or 'full'")
     p.add_argument("--allow-other-device", action="store_true", help="price a space of another dtype")
+    p.add_argument("--statistic", default="median", help="median, p10 or p90 of each row's latency")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_predict)
 
@@ -53,6 +54,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, help="timed repeats per network (default: the table's)")
     p.add_argument("--warmup", type=int, help="warm-up calls per network (default: the table's)")
+    p.add_argument("--statistic", default="median", help="compare the median, p10 or p90 latency")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_validate)
 
@@ -169,7 +171,7 @@ def run_show(args) -> int:
 def run_predict(args) -> int:
     from lookup_tables import LookupTable
 
-    table = LookupTable.load(args.lut)
+    table = LookupTable.load(args.lut).with_statistic(args.statistic)
     space = _space(load_experiment(args.config))
     pred = table.predict(space, space.parse(args.arch), allow_other_device=args.allow_other_device)
     if args.json:
@@ -193,7 +195,7 @@ def run_validate(args) -> int:
     table = LookupTable.load(args.lut)
     exp = load_experiment(args.config)
     cfg = _table_protocol(table, exp, args)
-    report = validate(table, _space(exp), cfg, samples=args.samples, seed=args.seed,
+    report = validate(table, _space(exp), cfg, samples=args.samples, seed=args.seed, statistic=args.statistic,
                       progress=None if args.json else lambda i, a: print(f"[{i + 1}/{args.samples}] {a}",
                                                                           file=sys.stderr))
     if args.json:
