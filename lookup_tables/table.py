@@ -90,6 +90,11 @@ class LookupTable:
         out["slot_live_bytes"] = json.loads(out["slot_live_bytes"] or "{}")
         return out
 
+    def row_measurement(self, key: str) -> Measurement:
+        """A row as the Measurement it was made from (to copy it into another table)."""
+        row = self.row(key)
+        return Measurement(**{k: v for k, v in row.items() if k in Measurement.__dataclass_fields__})
+
     def keys(self) -> list[str]:
         return list(self.rows.index)
 
