@@ -94,3 +94,14 @@ def test_an_oom_entry_makes_the_prediction_infeasible(tiny_table_path, tiny_spac
     pred = table.predict(tiny_space, Architecture({"mid": Layer("self_attn1d", 1)}))
     assert pred.status == "oom" and "out of memory" in pred.reasons[0] and pred.latency_ms == math.inf
     assert pred.as_dict()["latency_ms"] is None
+
+
+def test_prediction_with_another_statistic(tiny_table_path, tiny_space):
+    from lookup_tables import LutError
+
+    table = LookupTable.load(tiny_table_path)
+    arch = tiny_space.full
+    median, p10, p90 = (table.with_statistic(s).predict(tiny_space, arch).latency_ms for s in ("median", "p10", "p90"))
+    assert p10 <= median <= p90 and p10 < p90
+    with pytest.raises(LutError, match="allowed: median, p10, p90"):
+        table.with_statistic("mean")

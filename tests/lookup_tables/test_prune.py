@@ -68,3 +68,25 @@ def test_space_show_lists_pruned_states(tiny_table_path, tmp_path, tiny_space):
     text = subprocess.run([sys.executable, "-m", "nas.cli", "space", "show", cfg, "--lut", str(tiny_table_path)],
                           capture_output=True, text=True).stdout
     assert "pruned by" in text and "latency" in text
+
+
+def test_snapgen_v_is_priced_analytically_and_pruned_by_its_memory_budget(tmp_path):
+    import time
+
+    from lookup_tables import LutConfig, build_table
+    from search_spaces.config import load_yaml, parse
+    from search_spaces.space import SearchSpace
+
+    from conftest import TINY
+
+    data = load_yaml(TINY.replace("tiny.yaml", "snapgen_v.yaml"))
+    space = SearchSpace.from_dict(data["space"])
+    t0 = time.perf_counter()
+    table = build_table(space, LutConfig(backend="analytic", device="iphone16_pro_max_ane"), tmp_path / "sv.parquet",
+                        progress=False)
+    assert time.perf_counter() - t0 < 60 and len(table) == 1 + len({s.key for s in space.op_shapes()})
+    p = prune(space, table, parse(Budgets, {"memory_mib": 4096}, "budgets"))
+    pruned = {(x.slot, x.op) for x in p.pruned}
+    # Attention over all 15x64x64 tokens cannot fit an iPhone; temporal convolutions can.
+    assert ("up3", "self_attn3d") in pruned and not any(op.startswith("conv") for _, op in pruned)
+    assert all("MiB" in x.reason for x in p.pruned)
