@@ -62,6 +62,9 @@ class LutConfig:
     warmup: int = 10
     repeats: int = 50
     threads: int = 1  # CPU threads while measuring: 1 gives 3-5 % noise, 2 gives 13-26 %
+    # wall: elapsed time. thread: CPU time of the measuring thread (cpu, one thread only), what
+    # the work takes when nothing else preempts it: on a shared machine the stable choice.
+    clock: Literal["wall", "thread"] = "wall"
     memory_limit_mib: float | None = None  # measured or estimated peak above this: status oom
     device_spec: str | None = None  # analytic: a spec in lookup_tables/device_specs (default: device)
     grid: GridConfig | None = None
@@ -79,6 +82,9 @@ class LutConfig:
             raise ValueError("repeats must be at least 3 (median, p10, p90)")
         if self.threads < 1:
             raise ValueError("threads must be at least 1")
+        if self.clock == "thread" and (self.backend != "torch" or self.device != "cpu" or self.threads != 1):
+            raise ValueError("clock 'thread' needs backend torch on device cpu with threads 1 "
+                             "(other threads' and devices' time is not the measuring thread's)")
         if self.memory_limit_mib is not None and self.memory_limit_mib <= 0:
             raise ValueError("memory_limit_mib must be positive")
 
@@ -87,7 +93,7 @@ class LutConfig:
         return None if self.memory_limit_mib is None else int(self.memory_limit_mib * 1024 * 1024)
 
     def protocol(self) -> dict:
-        return {"warmup": self.warmup, "repeats": self.repeats, "threads": self.threads,
+        return {"warmup": self.warmup, "repeats": self.repeats, "threads": self.threads, "clock": self.clock,
                 "memory_limit_mib": self.memory_limit_mib, "statistic": "median (p10, p90)"}
 
 

@@ -93,6 +93,7 @@ def _protocol_args(p) -> None:
     p.add_argument("--repeats", type=int)
     p.add_argument("--warmup", type=int)
     p.add_argument("--threads", type=int)
+    p.add_argument("--clock", help="wall (elapsed) or thread (CPU time of the measuring thread; cpu, 1 thread)")
     p.add_argument("--memory-limit-mib", type=float)
 
 
@@ -100,7 +101,8 @@ def _lut_config(args, exp=None):
     from lookup_tables.config import GridConfig, LutConfig
 
     base = exp.lut if exp is not None else LutConfig()
-    changes = {k: getattr(args, k) for k in ("backend", "device", "repeats", "warmup", "threads", "memory_limit_mib")
+    changes = {k: getattr(args, k) for k in ("backend", "device", "repeats", "warmup", "threads", "clock",
+                                             "memory_limit_mib")
                if getattr(args, k, None) is not None}
     if getattr(args, "grid", None):
         changes["grid"] = parse(GridConfig, load_yaml(args.grid), "grid")
@@ -220,7 +222,7 @@ def _table_protocol(table, exp, args):
     """Validation measures with the table's own protocol (device, threads, repeats)."""
     fp, proto = table.fingerprint, table.meta.get("protocol", {})
     changes = {"backend": fp.get("backend", exp.lut.backend), "device": fp.get("device", exp.lut.device),
-               "threads": fp.get("threads", exp.lut.threads)}
+               "threads": fp.get("threads", exp.lut.threads), "clock": fp.get("clock", exp.lut.clock)}
     for k in ("repeats", "warmup"):
         v = getattr(args, k) if getattr(args, k) is not None else proto.get(k)
         if v is not None:

@@ -99,7 +99,7 @@ class Profiler:
         ``identity()``."""
         return {"backend": self.name, "device": self.config.device, "device_name": self.device_name(),
                 "cpu": cpu_model(), "platform": platform.platform(), "dtype": self.dtype,
-                "threads": self.config.threads, "versions": software_versions()}
+                "threads": self.config.threads, "clock": self.config.clock, "versions": software_versions()}
 
     def measure_op(self, shape: OpShape) -> Measurement:
         raise NotImplementedError
@@ -113,7 +113,7 @@ class Profiler:
 
 def identity(fingerprint: dict) -> dict:
     """The part of a fingerprint two tables must share to merge or to price one model."""
-    return {k: fingerprint.get(k) for k in ("backend", "device", "device_name", "dtype", "threads")}
+    return {k: fingerprint.get(k) for k in ("backend", "device", "device_name", "dtype", "threads", "clock")}
 
 
 def create_profiler(config: LutConfig, dtype: str, op_options: dict | None = None) -> Profiler:

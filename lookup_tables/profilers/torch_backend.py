@@ -1,7 +1,8 @@
 """``torch``: measured on cpu, cuda or mps with PyTorch.
 
 Protocol: threads fixed (``torch.set_num_threads``), ``warmup`` untimed calls, then
-``repeats`` timed calls (CUDA events on GPU, ``perf_counter`` elsewhere); median, p10 and
+``repeats`` timed calls (CUDA events on GPU, ``perf_counter`` elsewhere, or the thread's CPU
+time with ``clock: thread``); median, p10 and
 p90 are recorded. Peak memory comes from one extra call under a meter (the CUDA allocator
 on GPU, the live-tensor tracker on CPU) after a first untimed call, so the meter never slows
 the timed calls and one-off library workspaces are not counted.
@@ -103,11 +104,12 @@ class TorchProfiler(Profiler):
                 end.synchronize()
                 times.append(start.elapsed_time(end))
             return times
+        clock = time.thread_time if cfg.clock == "thread" else time.perf_counter
         for _ in range(cfg.repeats):
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
             self._sync()
-            times.append((time.perf_counter() - t0) * 1e3)
+            times.append((clock() - t0) * 1e3)
         return times
 
     def _measure(self, build: Callable[[], tuple]) -> Measurement:

@@ -93,3 +93,14 @@ def test_analytic_roofline_is_compute_bound_for_a_wide_conv3d():
     spec = prof.spec
     assert m.latency_ms == pytest.approx(m.flops / spec["peak_flops"]["float16"] * 1e3 + spec["launch_overhead_ms"],
                                          rel=1e-6)
+
+
+def test_thread_clock_is_for_one_cpu_thread_and_is_recorded():
+    with pytest.raises(ValueError, match="clock 'thread' needs"):
+        LutConfig(device="cuda", clock="thread")
+    with pytest.raises(ValueError, match="clock 'thread' needs"):
+        LutConfig(threads=2, clock="thread")
+    prof = create_profiler(LutConfig(warmup=1, repeats=5, clock="thread"), "float32", OPTIONS)
+    assert prof.fingerprint()["clock"] == "thread"
+    m = prof.measure_op(SHAPE)
+    assert m.status == "ok" and 0 < m.latency_p10_ms <= m.latency_ms
