@@ -20,6 +20,8 @@ from search_spaces.errors import HwnasError
 
 
 def cache_key(unet_config: dict, data: LatentDataset, pretrain: PretrainConfig, train: TrainConfig) -> str:
+    # diffusers' private keys (``_use_default_values``, a set) vary in order between processes
+    unet_config = {k: v for k, v in unet_config.items() if not k.startswith("_")}
     blob = json.dumps({"unet": unet_config, "data": data.fingerprint, "steps": pretrain.steps,
                        "batch": pretrain.batch, "lr": pretrain.lr, "m": train.logit_mean, "s": train.logit_std},
                       sort_keys=True, default=str)
