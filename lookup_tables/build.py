@@ -46,7 +46,7 @@ def build_table(space: SearchSpace | None, lut_config: LutConfig, out_path: str 
         table = LookupTable(meta={"fingerprint": fingerprint, "protocol": lut_config.protocol(),
                                   "created": now_iso(), "op_options": op_options(space)})
     entries = [e for e in entries if remeasure or e.key not in table]
-    with _progress(progress, len(entries), out_path.name) as advance:
+    with ProgressBar(progress, len(entries), out_path.name) as advance:
         for entry in entries:
             advance(entry.key)
             if entry.shape is None:
@@ -60,7 +60,7 @@ def build_table(space: SearchSpace | None, lut_config: LutConfig, out_path: str 
     return table
 
 
-class _progress:
+class ProgressBar:
     """A rich progress bar on stderr (or nothing); ``advance(label)`` before each entry."""
 
     def __init__(self, enabled: bool, total: int, title: str):

@@ -20,8 +20,8 @@ from search_spaces.shapes import OpShape
 from search_spaces.space import SearchSpace, SpaceConfig
 from search_spaces.config import to_dict
 
-from lookup_tables.build import _progress, op_options
-from lookup_tables.errors import LutError, TableFileError
+from lookup_tables.build import ProgressBar, op_options
+from lookup_tables.errors import TableFileError
 from lookup_tables.grid import grid_entries
 from lookup_tables.profilers.base import Measurement, now_iso
 from lookup_tables.table import LookupTable
@@ -51,7 +51,7 @@ def export_bundle(space: SearchSpace, grid, out_dir: str | Path, progress: bool 
                 "grid": to_dict(grid) if grid is not None else None, "op_options": op_options(space),
                 "precision": "float16", "target": "iOS18", "entries": []}
     entries = grid_entries(space, grid)
-    with _progress(progress, len(entries), f"converting {out_dir.name}") as advance:
+    with ProgressBar(progress, len(entries), f"converting {out_dir.name}") as advance:
         for i, entry in enumerate(entries):
             advance(entry.key)
             file = f"models/{i:04d}_{'backbone' if entry.shape is None else entry.shape.op}.mlpackage"
@@ -145,8 +145,3 @@ def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     tmp.replace(path)
-
-
-def check_bundle(bundle: str | Path) -> None:
-    if not (Path(bundle) / "manifest.json").is_file():
-        raise LutError(f"{bundle}: no manifest.json (write one with hwnas lut export-bundle)")

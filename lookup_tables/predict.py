@@ -122,6 +122,8 @@ def predict(table, space: SearchSpace, arch: Architecture, allow_other_device: b
         pred.reasons.append(f"backbone: {bb['status']} ({bb['reason']})")
         pred.latency_ms, pred.memory_bytes = math.inf, 0
         return pred
+    # A backbone scaled from another input has no leave-one-out evidence: its error is taken
+    # as half its value (`hwnas lut build` measures it in seconds).
     lat_var, mem_var = (0.5 * bb["latency_ms"]) ** 2 if bb_estimated else 0.0, 0.0
     latency = pred.backbone_ms = bb["latency_ms"]
     temporal_params = 0

@@ -48,12 +48,12 @@ def op_subject(shape: OpShape, op_options: dict) -> tuple[torch.nn.Module, tuple
 
 
 def network_subject(space: SearchSpace, arch: Architecture) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
-    from lookup_tables.profilers.torch_backend import _Call
+    from lookup_tables.profilers.torch_backend import NetworkCall
 
     g = torch.Generator().manual_seed(0)
     model = space.build(arch, "cpu")
     timestep = torch.full((space.config.batch,), 500.0)
-    return _Call(model, timestep), (torch.randn(space.video_shape, generator=g),
+    return NetworkCall(model, timestep), (torch.randn(space.video_shape, generator=g),
                                     torch.randn(space.text_shape, generator=g))
 
 

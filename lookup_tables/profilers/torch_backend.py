@@ -199,12 +199,12 @@ class TorchProfiler(Profiler):
             inputs = self._inputs(space.video_shape, space.text_shape)
             timestep = torch.full((space.config.batch,), 500.0, device=self.device)
             blocks = {n: m for n, m in slot_modules(model.unet).items() if n in space.slot_names} if slots else {}
-            return _Call(model, timestep), inputs, 0, blocks
+            return NetworkCall(model, timestep), inputs, 0, blocks
 
         return self._measure(build)
 
 
-class _Call(torch.nn.Module):
+class NetworkCall(torch.nn.Module):
     """``model(sample, text)`` with a fixed timestep, so every subject takes (video, text)."""
 
     def __init__(self, model, timestep):
