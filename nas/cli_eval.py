@@ -33,7 +33,7 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, help="training steps K (default: train.steps)")
     p.add_argument("--seed", type=int, help="seed of the brief training (default: the experiment's)")
     p.add_argument("--evaluator", help="evaluator name (default: evaluator.name)")
-    p.add_argument("--workdir", help="data and backbone cache (default: hwnas-work/NAME)")
+    p.add_argument("--workdir", help="data and backbone cache (default: .cache/hwnas/NAME)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run_evaluate)
 
@@ -100,7 +100,7 @@ def run_evaluate(args) -> int:
         EVALUATORS.get(args.evaluator)  # unknown names fail with the allowed ones
         evaluator = dataclasses.replace(evaluator, name=args.evaluator)
     seed = exp.seed if args.seed is None else args.seed
-    workdir = Path(args.workdir) if args.workdir else Path("hwnas-work") / exp.name
+    workdir = Path(args.workdir) if args.workdir else Path(".cache") / "hwnas" / exp.name
     runner = CandidateRunner(exp.space, exp.data, exp.train, evaluator, workdir, seed)
     arch = SearchSpace(exp.space).parse(args.arch)  # bad architectures fail before any work
     start = time.perf_counter()
