@@ -118,6 +118,7 @@ class Engine:
         if saved:
             strategy.load_state_dict(saved["strategy"])
             self.rounds, self.steps_used = saved["rounds"], saved["steps_used"]
+        if any(e["event"] == "round_started" for e in campaign.events()):
             campaign.event("resumed", rounds=self.rounds, steps_used=self.steps_used)
 
     def prepare(self) -> None:

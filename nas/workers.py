@@ -160,7 +160,7 @@ class RayPool(WorkerPool):
                 if self.address:
                     ray.init(address=self.address, **kwargs)
                 else:
-                    ray.init(num_cpus=max(1, int(self.workers * self.cpus_per_worker)), **kwargs)
+                    ray.init(address="local", num_cpus=max(1, int(self.workers * self.cpus_per_worker)), **kwargs)
             except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
                 where = f"--ray-address / search.ray_address {self.address!r}" if self.address else "a local Ray cluster"
                 raise WorkerError(f"cannot start {where}: {str(exc).splitlines()[0]}") from None

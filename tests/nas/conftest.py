@@ -78,3 +78,100 @@ class World:
 @pytest.fixture
 def world(tiny_space):
     return World(tiny_space)
+
+
+# Real campaigns: a small subset of the tiny experiment ------------------------------------
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+HWNAS = [sys.executable, "-m", "nas.cli"]
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def small_config(path: Path, tiny_config_path, workdir, lut=None, search=None, budgets=None) -> Path:
+    """Two slots, two operators, one layer each; three training steps per candidate."""
+    cfg = yaml.safe_load(open(tiny_config_path))
+    cfg["space"].update(slots=["down0", "mid"], ops=["conv1d", "self_attn1d"], max_layers=1)
+    cfg["data"] = {"videos": 48, "val_videos": 8}
+    cfg["train"] = {"steps": 3, "batch": 2, "pretrain": {"steps": 30, "batch": 8}}
+    cfg["evaluator"] = {"name": "flow_loss", "val_clips": 4, "t_values": [0.5]}
+    cfg["lut"] = {"warmup": 1, "repeats": 3, **({"path": str(lut)} if lut else {})}
+    cfg["budgets"] = budgets or {}
+    cfg["search"] = {"strategy": "snapgen", "workers": 2, "workdir": str(workdir), "timeout_s": 300,
+                     **(search or {})}
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="session")
+def work(tmp_path_factory):
+    """Data and pre-trained backbone shared by every campaign of the session."""
+    return tmp_path_factory.mktemp("hwnas_work")
+
+
+@pytest.fixture(scope="session")
+def small_lut(tmp_path_factory, tiny_config_path, work):
+    from lookup_tables import build_table
+    from nas.config import Experiment
+    from search_spaces.space import SearchSpace
+
+    d = tmp_path_factory.mktemp("lut")
+    exp = Experiment.load(small_config(d / "c.yaml", tiny_config_path, work))
+    path = d / "small.parquet"
+    build_table(SearchSpace(exp.space), exp.lut, path, progress=False)
+    return path
+
+
+def hwnas(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(HWNAS + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real multi-process Ray cluster on this machine (head on loopback, 2 CPUs)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+    proc = subprocess.Popen([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", "--block"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    address = f"127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                raise RuntimeError("ray start --head did not come up")
+            time.sleep(0.5)
+    yield address
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def actor_pids(running_only=False) -> list[int]:
+    """Processes of this user whose title Ray set to one of our worker actors."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if cmd.startswith("ray::_Actor.run" if running_only else "ray::_Actor"):
+            out.append(int(pid))
+    return out

@@ -1,0 +1,144 @@
+"""Real campaigns: the real runner, the real lookup table, real Ray and Optuna storage."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import optuna
+import pytest
+import torch
+from conftest import HWNAS, actor_pids, hwnas, small_config
+
+from nas.campaign import Campaign
+from nas.config import Experiment
+from nas.engine import RunnerSpec
+from nas.workers import Job, RayPool
+from search_spaces.architecture import Architecture
+
+# From empty: round 0 trains the reference and the 4 additions, round 1 the reference and the
+# 2 additions at the other slot, then no unvisited addition is left (converged).
+SNAPGEN_TRIALS = 8
+
+
+def trials(camp_dir):
+    return Campaign.open(camp_dir).trials()
+
+
+def candidate_events(camp_dir):
+    return [e for e in Campaign.open(camp_dir).events() if e["event"] == "candidate"]
+
+
+def test_campaign_on_a_ray_cluster(tmp_path, tiny_config_path, work, ray_cluster):
+    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work)  # builds its own lookup table
+    camp = tmp_path / "camp"
+    run = hwnas("search", "run", cfg, "--out", camp, "--ray-address", ray_cluster, "--json")
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    ts = trials(camp)
+    assert len(ts) == SNAPGEN_TRIALS and all(t.state == optuna.trial.TrialState.COMPLETE for t in ts)
+    assert len({t.user_attrs["candidate_id"] for t in ts}) == len(ts)
+    # ΔQ is measured against the current model trained equally long, in the same round
+    by_round = {}
+    for t in ts:
+        by_round.setdefault(t.user_attrs["round"], []).append(t)
+    chosen = []
+    for r, group in by_round.items():
+        ref = next(t for t in group if t.user_attrs["role"] == "reference")
+        for t in group:
+            if t.user_attrs["role"] == "child":
+                assert t.user_attrs["parent"] == ref.user_attrs["arch"]
+                assert t.user_attrs["delta_quality"] == pytest.approx(t.values[0] - ref.values[0])
+                assert t.user_attrs["delta_latency_ms"] == pytest.approx(t.values[1] - ref.values[1])
+                chosen += [t] if t.user_attrs["chosen"] else []
+    assert len(chosen) == 2 and chosen[1].user_attrs["parent"] == chosen[0].user_attrs["arch"]
+    meta = Campaign.open(camp).meta
+    assert meta["lut"]["sha256"] and os.path.exists(meta["lut"]["path"])
+    assert out["stop_reason"].startswith("converged")
+    # one checkpoint left: the current model's weights
+    (ckpt,) = (camp / "checkpoints").glob("*.pt")
+    assert torch.load(ckpt, weights_only=True)["state"]
+
+    show = hwnas("pareto", "show", camp, "--json")
+    front = json.loads(show.stdout)
+    assert front["front"] == out["front"] and front["hypervolume"] == out["hypervolume"] > 0
+    assert set(front["reference_point"]) == {"quality", "latency_ms", "memory_bytes"}
+    for p in front["front"]:
+        assert set(p) >= {"arch", "quality", "latency_ms", "memory_bytes", "feasible"}
+    status = json.loads(hwnas("search", "status", camp, "--json").stdout)
+    assert status["trials"] == SNAPGEN_TRIALS and status["done"] and status["rounds"] == 2
+    for ext in ("png", "html"):
+        plot = hwnas("pareto", "plot", camp, "--out", tmp_path / f"front.{ext}")
+        assert plot.returncode == 0 and (tmp_path / f"front.{ext}").stat().st_size > 10_000
+
+
+def test_a_worker_killed_mid_candidate_is_retried(tmp_path, tiny_config_path, work, small_lut, ray_cluster):
+    # three longer candidates (random search), so that one is surely running when its worker is killed
+    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=small_lut,
+                       search={"strategy": "random", "steps": 20, "max_train_steps": 60})
+    camp = tmp_path / "camp"
+    proc = subprocess.Popen(HWNAS + ["search", "run", str(cfg), "--out", str(camp), "--ray-address", ray_cluster],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim, deadline = None, time.time() + 180
+    while victim is None and time.time() < deadline and proc.poll() is None:
+        running = actor_pids(running_only=True)
+        if running:
+            victim = running[0]
+            os.kill(victim, signal.SIGKILL)
+        time.sleep(0.2)
+    assert victim is not None, "no worker was ever seen running a candidate"
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    ts = trials(camp)
+    assert len(ts) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in ts)
+    assert not os.path.exists(f"/proc/{victim}")
+
+
+def test_campaign_killed_and_resumed_loses_and_repeats_nothing(tmp_path, tiny_config_path, work, small_lut,
+                                                               ray_cluster):
+    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=small_lut, search={"steps": 10})
+    camp = tmp_path / "camp"
+    proc = subprocess.Popen(HWNAS + ["search", "run", str(cfg), "--out", str(camp), "--ray-address", ray_cluster],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if (camp / "events.jsonl").exists() and len(candidate_events(camp)) >= 2:
+            break
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # kill -9, in the middle of round 0
+    proc.wait()
+    finished_before = {e["id"] for e in candidate_events(camp)}
+    assert 2 <= len(finished_before) < SNAPGEN_TRIALS
+
+    resume = hwnas("search", "resume", camp, "--ray-address", ray_cluster)
+    assert resume.returncode == 0, resume.stderr[-2000:]
+    trained = [e["id"] for e in candidate_events(camp)]
+    assert len(trained) == len(set(trained)), "a finished candidate was trained again"
+    ts = trials(camp)
+    ids = [t.user_attrs["candidate_id"] for t in ts]
+    assert len(ids) == len(set(ids)) == SNAPGEN_TRIALS and finished_before <= set(ids)
+    events = Campaign.open(camp).events()
+    resumed_round = next(e for e in events[[e["event"] for e in events].index("resumed"):]
+                         if e["event"] == "round_started")
+    assert finished_before & {c["id"] for c in resumed_round["candidates"]} <= set(resumed_round["cached"])
+
+
+def test_ray_pool_timeout_replaces_the_worker_and_records_the_reason(tmp_path, tiny_config_path, work, small_lut):
+    import ray
+
+    exp = Experiment.load(small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=small_lut))
+    pool = RayPool(RunnerSpec(exp, str(work)), workers=1, timeout_s=300)
+    with pool:  # a local cluster, started and stopped by the pool
+        quick = Job("a", Architecture(), 2, 0)
+        (_, first), = list(pool.evaluate([quick]))
+        assert first.status == "ok" and first.wall_s >= first.seconds > 0
+        pool.timeout_s = 2.0
+        (_, slow), = list(pool.evaluate([Job("b", Architecture.parse("mid:self_attn1d:1"), 100_000, 0)]))
+        assert slow.status == "failed" and "timed out after 2 s" in slow.reason
+        pool.timeout_s = 300
+        parent = first.state
+        (_, again), = list(pool.evaluate([Job("c", Architecture.parse("mid:conv1d:1"), 2, 0, parent)]))
+        assert again.status == "ok" and again.state
+    assert not ray.is_initialized()
