@@ -85,6 +85,11 @@ def _search(campaign, exp, ray_address, as_json: bool) -> int:
 
     console = Console(stderr=True)
     campaign.study()  # a corrupt or unreachable storage fails before any work
+    address = ray_address or exp.search.ray_address
+    if address and exp.search.workers:
+        from nas.workers import check_reachable
+
+        check_reachable(address)
     t0 = time.time()
     with _Progress(console) as progress:
         engine = build_engine(campaign, exp, ray_address, progress=True, on_progress=progress.update)

@@ -63,6 +63,11 @@ class SearchConfig:
                 raise ValueError(f"{name} must be non-negative")
         if self.timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
+        from nas.strategies import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy {self.strategy!r} is not known; allowed: {', '.join(STRATEGIES.names())}")
+        parse(STRATEGIES.get(self.strategy).Options, self.options, "search.options")
 
 
 @dataclass(frozen=True)
