@@ -1,7 +1,7 @@
 """Estimating a shape the table has not measured, from measured neighbours of the same op.
 
 Method: take the ``k`` measured shapes of the same operator and dtype nearest in log
-(C, T, H·W, L); fit ``log value = a + b·log work`` over them (``b`` clamped to [0.3, 1.2],
+(C, T, H·W, L, heads, D, B); fit ``log value = a + b·log work`` over them (``b`` clamped to [0.3, 1.2],
 1 with a single neighbour), and scale the nearest neighbour's value by ``(work/work_nb)^b``.
 ``work`` is an analytic proxy of the operator's cost: for memory its activation bytes; for
 latency the one of FLOPs, activation bytes, or FLOPs/10 + activation bytes that has the
@@ -38,7 +38,8 @@ def work(shape: OpShape, proxy: str) -> float:
 
 
 def _position(shape: OpShape) -> np.ndarray:
-    return np.log([shape.channels, shape.frames, shape.height * shape.width, shape.text_tokens])
+    return np.log([shape.channels, shape.frames, shape.height * shape.width, shape.text_tokens, shape.heads,
+                   shape.text_dim, shape.batch])
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ from search_spaces.config import load_yaml  # noqa: E402
 from search_spaces.space import SearchSpace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-GRID = GridConfig(channels=(16, 32, 64, 128), frames=(4, 16), height=(4, 16), width=(4, 16), text_tokens=(4, 16))
+# The tiny space's operators, text width (32) and head size (16) on a grid around its shapes.
+GRID = GridConfig(ops=("conv1d", "self_attn1d", "cross_attn1d"), channels=(16, 32, 64, 128), frames=(4, 16),
+                  height=(4, 16), width=(4, 16), text_tokens=(4, 16), text_dim=32, head_dim=16)
 
 
 def main() -> None:
