@@ -105,8 +105,9 @@ class CandidateRunner:
         self.space = SearchSpace(self.space_config)
         self.dataset = self._dataset(self.space)
         self.info["data"] = str(self.data_dir)
+        evaluator = create_evaluator(self.evaluator_config, self.dataset, self.device)  # fails fast (weights)
         self.unet = self._backbone(self.space, self.dataset, progress)
-        self.evaluator = create_evaluator(self.evaluator_config, self.dataset, self.device)
+        self.evaluator = evaluator
         self.info["prepare_seconds"] = time.perf_counter() - start
         return self.info
 
