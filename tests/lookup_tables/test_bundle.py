@@ -1,8 +1,6 @@
 """The Core ML bundle round trip: export (real coremltools conversion), run the manifest
 through the torch backend as a Mac would through Core ML, import the results."""
 import json
-import subprocess
-import sys
 
 import torch
 
@@ -58,12 +56,11 @@ def test_bundle_round_trip_keeps_a_failing_operator_as_an_error_row(tmp_path):
         OPS._entries.pop("erfinv_probe", None)
 
 
-def test_the_runner_script_is_valid_python_and_import_rejects_bad_files(tmp_path):
+def test_the_runner_script_is_valid_python_and_import_rejects_bad_files(tmp_path, hwnas):
     from lookup_tables.bundle import RUNNER
 
     compile(RUNNER.read_text(), str(RUNNER), "exec")
     bad = tmp_path / "results.json"
     bad.write_text(json.dumps({"format": 1, "rows": []}))
-    out = subprocess.run([sys.executable, "-m", "nas.cli", "lut", "import-results", str(bad), "--out",
-                          str(tmp_path / "x.parquet")], capture_output=True, text=True)
+    out = hwnas("lut", "import-results", bad, "--out", tmp_path / "x.parquet")
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "'manifest' is missing" in out.stderr

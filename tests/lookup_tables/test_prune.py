@@ -1,7 +1,5 @@
 """The coarse search: states that cannot fit are pruned, with the reason."""
 import json
-import subprocess
-import sys
 
 from lookup_tables import LookupTable, Measurement
 from lookup_tables.prune import prune
@@ -55,18 +53,16 @@ def test_a_backbone_over_the_memory_budget_leaves_nothing(tiny_table_path, tiny_
     assert not p.allows(tiny_space.empty)
 
 
-def test_space_show_lists_pruned_states(tiny_table_path, tmp_path, tiny_space):
+def test_space_show_lists_pruned_states(tiny_table_path, tmp_path, tiny_space, hwnas):
     table = _table(tiny_table_path)
     base = table.predict(tiny_space, tiny_space.empty).latency_ms
     cfg = write_experiment(tmp_path / "e.yaml", tiny_space_dict(), budgets={"latency_ms": base + 1.0})
-    out = subprocess.run([sys.executable, "-m", "nas.cli", "space", "show", cfg, "--lut", str(tiny_table_path),
-                          "--json"], capture_output=True, text=True)
+    out = hwnas("space", "show", cfg, "--lut", tiny_table_path, "--json")
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
     assert info["pruned"] and {"slot", "op", "count", "reason"} <= set(info["pruned"][0])
     assert info["size_after"] < info["size"]
-    text = subprocess.run([sys.executable, "-m", "nas.cli", "space", "show", cfg, "--lut", str(tiny_table_path)],
-                          capture_output=True, text=True).stdout
+    text = hwnas("space", "show", cfg, "--lut", tiny_table_path).stdout
     assert "pruned by" in text and "latency" in text
 
 

@@ -1,17 +1,11 @@
 """Validation of whole networks against the prediction, and the lut CLI contract."""
 import json
-import subprocess
-import sys
 
 import pytest
 
 from lookup_tables.validate import accuracy, sample_architectures
 
 from conftest import tiny_space_dict, write_experiment
-
-
-def hwnas(*args):
-    return subprocess.run([sys.executable, "-m", "nas.cli", *map(str, args)], capture_output=True, text=True)
 
 
 def test_accuracy_figures():
@@ -26,7 +20,7 @@ def test_samples_are_distinct_and_start_with_the_backbone(mid_space):
     assert archs[0] == mid_space.empty and len(set(archs)) == len(archs) == mid_space.size
 
 
-def test_validate_cli_measures_whole_networks(tiny_table_path, tmp_path):
+def test_validate_cli_measures_whole_networks(tiny_table_path, tmp_path, hwnas):
     cfg = write_experiment(tmp_path / "e.yaml", tiny_space_dict(slots=["mid"], ops=["conv1d", "self_attn1d"]))
     out = hwnas("lut", "validate", tiny_table_path, cfg, "--samples", 3, "--repeats", 5, "--warmup", 1, "--json")
     assert out.returncode == 0, out.stderr
@@ -40,7 +34,7 @@ def test_validate_cli_measures_whole_networks(tiny_table_path, tmp_path):
     assert worst["latency_ms"]["measured"] > 0 and worst["arch"]
 
 
-def test_lut_cli_build_show_predict_needs(tmp_path):
+def test_lut_cli_build_show_predict_needs(tmp_path, hwnas):
     cfg = write_experiment(tmp_path / "e.yaml", tiny_space_dict(slots=["mid"], ops=["conv1d"]),
                            lut={"warmup": 1, "repeats": 3})
     lut = tmp_path / "t.parquet"
@@ -74,18 +68,13 @@ def test_lut_cli_build_show_predict_needs(tmp_path):
     (["lut", "predict", "{lut}", "{cfg}", "--arch", "mid:conv9d:1"], "conv9d"),
     (["lut", "validate", "{lut}", "{cfg}", "--samples", "0"], "--samples"),
 ])
-def test_bad_input_is_one_line_and_exit_code_2(tiny_table_path, tmp_path, capsys, args, message):
-    from nas.cli import main
-
+def test_bad_input_is_one_line_and_exit_code_2(tiny_table_path, tmp_path, hwnas, args, message):
     cfg = write_experiment(tmp_path / "e.yaml", tiny_space_dict())
     (tmp_path / "bad_grid.yaml").write_text("channels: [0]\nframes: [4]\nheight: [4]\nwidth: [4]\ntext_tokens: [4]\n")
     (tmp_path / "corrupt.parquet").write_bytes(tiny_table_path.read_bytes()[:500])
-    try:
-        code = main([a.format(cfg=cfg, tmp=tmp_path, lut=tiny_table_path) for a in args])
-    except SystemExit as exc:  # argparse's own usage errors
-        code = exc.code
-    err = capsys.readouterr().err
-    assert code == 2, err
+    out = hwnas(*[a.format(cfg=cfg, tmp=tmp_path, lut=tiny_table_path) for a in args])
+    err = out.stderr
+    assert out.returncode == 2, err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert message in err
     assert not (tmp_path / "x.parquet").exists()
