@@ -94,7 +94,7 @@ def _search(campaign, exp, ray_address, as_json: bool) -> int:
     with _Progress(console) as progress:
         engine = build_engine(campaign, exp, ray_address, progress=True, on_progress=progress.update)
         progress.start_search(exp.search.max_train_steps, engine.steps_used)
-        engine.prepare()
+        engine.prepare(progress.pretrain)
         with engine.pool:
             reason = engine.run()
     campaign.event("stopped", reason=reason, wall_s=time.time() - t0)
@@ -118,7 +118,7 @@ class _Progress:
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=console, transient=False)
-        self.steps = self.round = None
+        self.steps = self.round = self.pretraining = None
 
     def __enter__(self):
         self.progress.__enter__()
@@ -126,6 +126,11 @@ class _Progress:
 
     def __exit__(self, *exc):
         self.progress.__exit__(*exc)
+
+    def pretrain(self, step: int, total: int, loss: float) -> None:
+        if self.pretraining is None:
+            self.pretraining = self.progress.add_task("backbone pre-training (once, cached)", total=total)
+        self.progress.update(self.pretraining, completed=step, description=f"backbone pre-training, loss {loss:.4f}")
 
     def start_search(self, max_steps, used):
         self.steps = self.progress.add_task("training steps", total=max_steps, completed=used)

@@ -121,10 +121,10 @@ class Engine:
         if any(e["event"] == "round_started" for e in campaign.events()):
             campaign.event("resumed", rounds=self.rounds, steps_used=self.steps_used)
 
-    def prepare(self) -> None:
-        """Data and pre-trained backbone, once, in this process: Ray actors then find them cached."""
-        if isinstance(self.pool, RayPool):
-            self.pool.make_runner().prepare()
+    def prepare(self, progress=None) -> None:
+        """Data and pre-trained backbone, once, in this process: the workers then find them
+        cached. ``progress(step, total, loss)`` follows the backbone's pre-training."""
+        self.pool.make_runner().prepare(progress)
 
     @property
     def steps_left(self) -> int | None:
@@ -184,10 +184,9 @@ class Engine:
 
 
 def build_engine(campaign: Campaign, experiment: Experiment, ray_address: str | None = None,
-                 progress: bool = True, on_progress=None) -> Engine:
-    """Everything from the frozen config: space, table, budgets check, pruning, strategy, pool."""
-    from lookup_tables.prune import prune
-
+                 progress: bool = True, on_progress=None, pool: WorkerPool | None = None) -> Engine:
+    """Everything from the frozen config: space, table, budgets check, pruning, strategy, and
+    the worker pool (or ``pool``, e.g. one shared by several campaigns)."""
     space = SearchSpace(experiment.space)
     table = load_or_build_table(experiment, space, campaign, progress)
     predict = TableCost(table, space)
@@ -195,6 +194,6 @@ def build_engine(campaign: Campaign, experiment: Experiment, ray_address: str | 
     state = SearchState(space, predict, experiment.budgets, state_filter(space, table, experiment.budgets))
     s = experiment.search
     strategy = create_strategy(s.strategy, s.options, experiment.seed, experiment.candidate_steps)
-    workdir = s.workdir or str(campaign.root / "work")
-    return Engine(campaign, experiment, space, state, strategy, make_pool(experiment, workdir, ray_address),
-                  on_progress)
+    if pool is None:
+        pool = make_pool(experiment, s.workdir or str(campaign.root / "work"), ray_address)
+    return Engine(campaign, experiment, space, state, strategy, pool, on_progress)

@@ -33,7 +33,8 @@ from nas.cli_search import campaign_points  # noqa: E402
 from nas.config import Experiment  # noqa: E402
 from nas.engine import RunnerSpec, build_engine  # noqa: E402
 from nas.pareto import compute_front  # noqa: E402
-from nas.workers import RayPool  # noqa: E402
+from nas.workers import Job, RayPool  # noqa: E402
+from search_spaces.architecture import Architecture  # noqa: E402
 from lookup_tables import build_table  # noqa: E402
 from search_spaces.space import SearchSpace  # noqa: E402
 
@@ -72,6 +73,7 @@ def main() -> None:
     RunnerSpec(first, str(workdir))().prepare()
     pool = RayPool(RunnerSpec(first, str(workdir)), workers=2, timeout_s=600)
     with pool:
+        list(pool.evaluate([Job(f"warm{i}", Architecture(), 1, 0) for i in range(2)]))  # both actors up
         for seed in range(args.seeds):
             for label in args.strategies.split(","):
                 name, options = STRATEGIES[label]
