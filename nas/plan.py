@@ -4,7 +4,8 @@ backend; the coarse search prunes it; the evolution is simulated on the predicte
 alone, assuming every addition helps (the longest path Algorithm A1 can take), to count
 the rounds and candidates. Budgets no architecture can meet are reported as ``problem``.
 GPU-hours use the paper's 8 A100 GPU-hours per action
-evaluation unless ``search.gpu_hours_per_candidate`` says otherwise.
+evaluation (K steps) unless ``search.gpu_hours_per_candidate`` says otherwise, and count the
+training of the current model between rounds at the same rate per step.
 """
 from __future__ import annotations
 
@@ -63,6 +64,8 @@ def dry_run(exp: Experiment) -> dict:
     if s.max_train_steps is not None:
         candidates = min(candidates, s.max_train_steps // exp.candidate_steps)
     per_candidate = s.gpu_hours_per_candidate or PAPER_GPU_HOURS_PER_CANDIDATE
+    between = s.options.get("train_steps", 0) if s.strategy == "snapgen" else 0  # the current model, per round
+    steps = candidates * exp.candidate_steps + len(per_round) * between
     empty, full = predict(space.empty), predict(space.full)
     return {
         "problem": problem, "name": exp.name, "strategy": s.strategy, "backend": f"analytic ({lut.device})",
@@ -73,7 +76,7 @@ def dry_run(exp: Experiment) -> dict:
         "empty": {"latency_ms": empty.latency_ms, "memory_mib": empty.memory_bytes / MIB},
         "full": {"arch": str(space.full), "latency_ms": full.latency_ms, "memory_mib": full.memory_bytes / MIB},
         "rounds": len(per_round) or None, "candidates_per_round": per_round, "candidates": candidates,
-        "steps_per_candidate": exp.candidate_steps, "training_steps": candidates * exp.candidate_steps,
-        "gpu_hours_per_candidate": per_candidate, "gpu_hours": candidates * per_candidate,
+        "steps_per_candidate": exp.candidate_steps, "train_steps_between_rounds": between, "training_steps": steps,
+        "gpu_hours_per_candidate": per_candidate, "gpu_hours": steps / exp.candidate_steps * per_candidate,
         "workers": s.workers,
     }

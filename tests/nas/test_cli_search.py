@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from conftest import hwnas, small_config
 
@@ -76,5 +77,6 @@ def test_dry_run_prices_prunes_and_plans_the_paper_setting(tmp_path):
     plan = json.loads(proc.stdout)
     assert plan["problem"] is None and plan["space_size"] > 1e9 and plan["slots"] == 9
     assert plan["candidates"] == sum(plan["candidates_per_round"]) > plan["rounds"] > 1
-    assert plan["gpu_hours"] == plan["candidates"] * 8.0
+    assert plan["training_steps"] == (plan["candidates"] + plan["rounds"]) * 20000  # A1: train 20K between rounds
+    assert plan["gpu_hours"] == pytest.approx(plan["training_steps"] / 20000 * 8.0)
     assert plan["candidates_per_round"] == sorted(plan["candidates_per_round"], reverse=True)
