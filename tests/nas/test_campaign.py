@@ -142,3 +142,16 @@ def test_ray_pool_timeout_replaces_the_worker_and_records_the_reason(tmp_path, t
         (_, again), = list(pool.evaluate([Job("c", Architecture.parse("mid:conv1d:1"), 2, 0, parent)]))
         assert again.status == "ok" and again.state
     assert not ray.is_initialized()
+
+
+def test_inline_pool_runs_the_same_interface_in_process(tmp_path, tiny_config_path, work, small_lut):
+    from nas.workers import InlinePool
+
+    exp = Experiment.load(small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=small_lut))
+    with InlinePool(RunnerSpec(exp, str(work))) as pool:
+        jobs = [Job("a", Architecture(), 2, 0), Job("b", Architecture.parse("down0:conv1d:1"), 2, 0)]
+        results = list(pool.evaluate(jobs))
+        assert [j.key for j, _ in results] == ["a", "b"]
+        assert all(r.status == "ok" and r.wall_s >= r.seconds > 0 for _, r in results)
+        (_, bad), = list(pool.evaluate([Job("c", Architecture.parse("up0:conv1d:1"), 2, 0)]))
+        assert bad.status == "failed" and "up0" in bad.reason  # a slot the space lacks: failed, not raised
