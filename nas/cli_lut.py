@@ -271,20 +271,21 @@ def run_merge(args) -> int:
 
 
 def run_export(args) -> int:
+    from lookup_tables import LutError
     from lookup_tables.bundle import export_bundle
 
     exp = load_experiment(args.config)
     manifest = export_bundle(_space(exp), _lut_config(args, exp).grid, args.out, progress=not args.no_progress)
+    failed = [e for e in manifest["entries"] if e["status"] != "ok"]
     if args.json:
         emit_json(manifest)
-        return 0
-    ok = sum(e["status"] == "ok" for e in manifest["entries"])
-    print(f"{args.out}: {ok}/{len(manifest['entries'])} subjects converted; on a Mac run: "
-          f"python {args.out}/run_coreml.py --compute-unit CPU_AND_NE, then hwnas lut import-results "
-          f"{args.out}/results_CPU_AND_NE.json --out LUT.parquet")
-    for e in manifest["entries"]:
-        if e["status"] != "ok":
-            print(f"  {e['key']}: {e['status']} ({e['reason']})")
+    else:
+        print(f"{args.out}: {len(manifest['entries']) - len(failed)}/{len(manifest['entries'])} subjects converted; "
+              f"on a Mac run: python {args.out}/run_coreml.py --compute-unit CPU_AND_NE, then hwnas lut "
+              f"import-results {args.out}/results_CPU_AND_NE.json --out LUT.parquet")
+    if failed:  # the bundle keeps every subject that converted; the failures are its error rows
+        raise LutError(f"{len(failed)} subject(s) did not convert to Core ML, first {failed[0]['key']}: "
+                       f"{failed[0]['reason']} (the others are in {args.out}/manifest.json)")
     return 0
 
 
