@@ -9,9 +9,12 @@ Memory is not observable through Core ML: rows carry the analytic figures of the
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import platform
 import statistics
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -29,15 +32,17 @@ from lookup_tables.config import COREML_UNITS as COMPUTE_UNITS
 
 def convert(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: str | Path):
     """Convert ``module(*inputs)`` to an FP16 mlprogram saved at ``path`` (an .mlpackage)."""
-    import coremltools as ct
-
     module = module.eval().float()
     inputs = tuple(t.float() for t in inputs)
-    with torch.no_grad():
+    # coremltools writes progress bars and warnings to stderr: kept off the CLI's one line.
+    with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import coremltools as ct
+
         ep = torch.export.export(module, inputs).run_decompositions({})
-    model = ct.convert(ep, convert_to="mlprogram", compute_precision=ct.precision.FLOAT16,
-                       minimum_deployment_target=ct.target.iOS18)
-    model.save(str(path))
+        model = ct.convert(ep, convert_to="mlprogram", compute_precision=ct.precision.FLOAT16,
+                           minimum_deployment_target=ct.target.iOS18)
+        model.save(str(path))
     return model
 
 

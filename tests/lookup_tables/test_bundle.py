@@ -5,11 +5,10 @@ import json
 import torch
 
 from lookup_tables import LookupTable, LutConfig, create_profiler
-from lookup_tables.bundle import export_bundle, import_results, load_manifest, run_manifest
+from lookup_tables.bundle import import_results, load_manifest, run_manifest
 from search_spaces.ops import OPS, OpCost, TemporalOp
-from search_spaces.space import SearchSpace
 
-from conftest import tiny_space_dict
+from conftest import tiny_space_dict, write_experiment
 
 
 class _ErfinvProbe(TemporalOp):
@@ -29,12 +28,16 @@ class _ErfinvProbe(TemporalOp):
         return OpCost(2 * n * shape.channels, shape.channels ** 2 + shape.channels, 3 * n * shape.dtype_bytes)
 
 
-def test_bundle_round_trip_keeps_a_failing_operator_as_an_error_row(tmp_path):
+def test_bundle_round_trip_keeps_a_failing_operator_as_an_error_row(tmp_path, hwnas):
     OPS.register("erfinv_probe")(_ErfinvProbe)
     try:
-        space = SearchSpace.from_dict(tiny_space_dict(slots=["mid"], ops=["conv1d", "erfinv_probe"]))
+        space_dict = tiny_space_dict(slots=["mid"], ops=["conv1d", "erfinv_probe"])
         bundle = tmp_path / "bundle"
-        manifest = export_bundle(space, None, bundle, progress=False)
+        out = hwnas("lut", "export-bundle", write_experiment(tmp_path / "e.yaml", space_dict), "--out", bundle,
+                    "--no-progress", "--json")
+        # One operator that Core ML cannot take: one line, exit code 2, the rest exported.
+        assert out.returncode == 2 and out.stderr.count("\n") == 1 and "erfinv_probe" in out.stderr
+        manifest = json.loads(out.stdout)
         status = {e["key"].split("|")[0]: e for e in manifest["entries"]}
         assert status["backbone"]["status"] == "ok" and status["conv1d"]["status"] == "ok"
         assert status["erfinv_probe"]["status"] == "error" and "erfinv" in status["erfinv_probe"]["reason"]
