@@ -9,6 +9,7 @@ one-line reason.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,14 +103,27 @@ class CandidateRunner:
         if self.evaluator is not None:
             return self.info
         start = time.perf_counter()
-        self.space = SearchSpace(self.space_config)
-        self.dataset = self._dataset(self.space)
-        self.info["data"] = str(self.data_dir)
-        evaluator = create_evaluator(self.evaluator_config, self.dataset, self.device)  # fails fast (weights)
-        self.unet = self._backbone(self.space, self.dataset, progress)
+        with self._threads():
+            self.space = SearchSpace(self.space_config)
+            self.dataset = self._dataset(self.space)
+            self.info["data"] = str(self.data_dir)
+            evaluator = create_evaluator(self.evaluator_config, self.dataset, self.device)  # fails fast (weights)
+            self.unet = self._backbone(self.space, self.dataset, progress)
         self.evaluator = evaluator
         self.info["prepare_seconds"] = time.perf_counter() - start
         return self.info
+
+    @contextlib.contextmanager
+    def _threads(self):
+        """torch threads = ``train.threads`` while working (one thread is far steadier on a
+        shared CPU), the caller's setting restored after."""
+        threads = torch.get_num_threads()
+        if self.train_config.threads:
+            torch.set_num_threads(self.train_config.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
 
     # One candidate -----------------------------------------------------------------
     def build(self, arch: Architecture, parent_state: dict[str, torch.Tensor] | None, seed: int):
@@ -127,16 +141,14 @@ class CandidateRunner:
         steps = self.train_config.steps if steps is None else steps
         seed = self.seed if seed is None else seed
         name = str(arch)
-        threads = torch.get_num_threads()
-        if self.train_config.threads:
-            torch.set_num_threads(self.train_config.threads)
         try:
+            self.prepare()
             if isinstance(arch, str):
-                self.prepare()
                 arch = self.space.parse(arch)
-            model = self.build(arch, parent_state, seed)
-            stats = train_temporal(model, self.dataset, steps, self.train_config, seed, self.device)
-            score = self.evaluator.score(model)
+            with self._threads():
+                model = self.build(arch, parent_state, seed)
+                stats = train_temporal(model, self.dataset, steps, self.train_config, seed, self.device)
+                score = self.evaluator.score(model)
             if score.quality != score.quality or abs(score.quality) == float("inf"):
                 raise TrainingFailed(f"quality is {score.quality}")
             return CandidateResult(name, "ok", None, float(score.quality), dict(score.breakdown),
@@ -148,7 +160,6 @@ class CandidateRunner:
         except Exception as exc:  # noqa: BLE001 - a candidate fails, the process goes on
             reason = _one_line(exc)
         finally:
-            torch.set_num_threads(threads)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
         return CandidateResult(name, "failed", reason, None, {}, {}, None, 0, time.perf_counter() - start)
