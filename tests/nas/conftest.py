@@ -7,10 +7,18 @@ replaces the trainer only: strategies, Optuna samplers and the space are the rea
 """
 from __future__ import annotations
 
+import os
 import random
+import signal
+import socket
+import subprocess
+import sys
+import time
 import zlib
+from pathlib import Path
 
 import pytest
+import yaml
 
 from nas.strategies import Cost, Outcome, SearchState
 from search_spaces.budgets import Budgets
@@ -81,15 +89,6 @@ def world(tiny_space):
 
 
 # Real campaigns: a small subset of the tiny experiment ------------------------------------
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import yaml
 
 HWNAS = [sys.executable, "-m", "nas.cli"]
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -144,6 +143,7 @@ def ray_cluster():
                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", "--block"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     address = f"127.0.0.1:{port}"
+    CLUSTER_PIDS[address] = proc.pid
     deadline = time.time() + 60
     while True:
         try:
@@ -162,9 +162,20 @@ def ray_cluster():
         proc.wait()
 
 
-def actor_pids(running_only=False) -> list[int]:
-    """Processes of this user whose title Ray set to one of our worker actors."""
-    out = []
+CLUSTER_PIDS: dict[str, int] = {}  # address -> pid of its `ray start --head --block`
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def actor_pids(address: str, running_only=False) -> list[int]:
+    """Our worker actors in the cluster at ``address`` (descendants of its head process,
+    whose title Ray set to ``ray::_Actor...``); other clusters' workers are left alone."""
+    root, out = CLUSTER_PIDS[address], []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -172,6 +183,11 @@ def actor_pids(running_only=False) -> list[int]:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if cmd.startswith("ray::_Actor.run" if running_only else "ray::_Actor"):
+        if not cmd.startswith("ray::_Actor.run" if running_only else "ray::_Actor"):
+            continue
+        p = int(pid)
+        while p > 1 and p != root:
+            p = _parent(p)
+        if p == root:
             out.append(int(pid))
     return out

@@ -83,7 +83,7 @@ def test_a_worker_killed_mid_candidate_is_retried(tmp_path, tiny_config_path, wo
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     victim, deadline = None, time.time() + 180
     while victim is None and time.time() < deadline and proc.poll() is None:
-        running = actor_pids(running_only=True)
+        running = actor_pids(ray_cluster, running_only=True)
         if running:
             victim = running[0]
             os.kill(victim, signal.SIGKILL)
