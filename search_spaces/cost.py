@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
@@ -71,6 +73,23 @@ class LiveTensorTracker(TorchDispatchMode):
         for t in tree_leaves((args, kwargs)):
             if isinstance(t, torch.Tensor):
                 yield t.untyped_storage()._cdata
+
+
+class FusedAttention(TorchFunctionMode):
+    """Stands in for a fused (flash / memory-efficient) attention kernel on the meta device.
+
+    On meta, ``scaled_dot_product_attention`` always decomposes into the math path, whose
+    score matrix (heads·N² per sequence) dominates the peak of any large UNet; GPUs and the
+    Neural Engine never hold it. Under this mode the call returns only its output, so the
+    tracked peak is that of a fused kernel. Meta tensors only: real tensors run as usual.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention and args and args[0].is_meta:
+            q, v = args[0], (args[2] if len(args) > 2 else kwargs["value"])
+            return torch.empty((*q.shape[:-1], v.shape[-1]), dtype=q.dtype, device=q.device)
+        return func(*args, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from lookup_tables.grid import backbone_key
 from search_spaces.architecture import Architecture, Layer
 from search_spaces.space import SearchSpace
 
-from conftest import tiny_space_dict
+from tests.lookup_tables.conftest import tiny_space_dict
 
 
 def test_empty_is_the_backbone_and_layers_add_their_latency(tiny_table_path, tiny_space):

@@ -6,7 +6,7 @@ from lookup_tables.prune import prune
 from search_spaces.architecture import Architecture, Layer
 from search_spaces.budgets import Budgets
 
-from conftest import tiny_space_dict, write_experiment
+from tests.lookup_tables.conftest import tiny_space_dict, write_experiment
 
 
 def _table(path):
@@ -73,7 +73,7 @@ def test_snapgen_v_is_priced_analytically_and_pruned_by_its_memory_budget(tmp_pa
     from search_spaces.config import load_yaml, parse
     from search_spaces.space import SearchSpace
 
-    from conftest import TINY
+    from tests.lookup_tables.conftest import TINY
 
     data = load_yaml(TINY.replace("tiny.yaml", "snapgen_v.yaml"))
     space = SearchSpace.from_dict(data["space"])

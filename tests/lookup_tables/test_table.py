@@ -12,7 +12,7 @@ from lookup_tables import DeviceMismatchError, LookupTable, LutConfig, TableFile
 from lookup_tables.grid import backbone_key
 from lookup_tables.table import sidecar_path
 
-from conftest import FAST, tiny_space_dict, write_experiment
+from tests.lookup_tables.conftest import FAST, tiny_space_dict, write_experiment
 
 
 def test_round_trip_keeps_every_row_and_the_fingerprint(tiny_table_path, tiny_space):

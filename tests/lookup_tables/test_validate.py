@@ -5,7 +5,7 @@ import pytest
 
 from lookup_tables.validate import accuracy, sample_architectures
 
-from conftest import tiny_space_dict, write_experiment
+from tests.lookup_tables.conftest import tiny_space_dict, write_experiment
 
 
 def test_accuracy_figures():

@@ -10,7 +10,7 @@ import time
 import optuna
 import pytest
 import torch
-from conftest import HWNAS, actor_pids, hwnas, small_config
+from tests.nas.conftest import HWNAS, actor_pids, hwnas, small_config
 
 from nas.campaign import Campaign
 from nas.config import Experiment

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import yaml
-from conftest import hwnas, small_config
+from tests.nas.conftest import hwnas, small_config
 
 from nas.campaign import Campaign
 from nas.config import Experiment
@@ -66,16 +66,15 @@ def test_unknown_strategy_names_the_allowed_ones(tmp_path, tiny_config_path, wor
     _one_line_error(hwnas("search", "run", cfg, "--dry-run"), "annealing", "snapgen")
 
 
-def test_dry_run_prices_prunes_and_plans_the_paper_setting(tmp_path):
-    cfg = yaml.safe_load(open("experiments/snapgen_v.yaml"))
-    # an A100-class device with room for the SD-1.5 backbone at 15x64x64: the plan, not a verdict
-    cfg["lut"] = {"backend": "analytic", "device": "a100"}
-    cfg["budgets"]["memory_mib"] = 65536
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(cfg))
-    proc = hwnas("search", "run", tmp_path / "s.yaml", "--dry-run", "--json")
+def test_dry_run_prices_prunes_and_plans_the_paper_setting():
+    # The committed paper setting as it is: SD-1.5 at 15x64x64 FP16, iPhone budgets, analytic ANE.
+    proc = hwnas("search", "run", "experiments/snapgen_v.yaml", "--dry-run", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     plan = json.loads(proc.stdout)
     assert plan["problem"] is None and plan["space_size"] > 1e9 and plan["slots"] == 9
+    assert 0 < plan["space_size_after_pruning"] < plan["space_size"]  # the coarse search prunes
+    assert plan["empty"]["latency_ms"] < plan["budget_latency_ms_per_step"]
+    assert plan["empty"]["memory_mib"] < plan["budget_memory_mib"]
     assert plan["candidates"] == sum(plan["candidates_per_round"]) > plan["rounds"] > 1
     assert plan["training_steps"] == (plan["candidates"] + plan["rounds"]) * 20000  # A1: train 20K between rounds
     assert plan["gpu_hours"] == pytest.approx(plan["training_steps"] / 20000 * 8.0)

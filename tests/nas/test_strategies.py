@@ -21,7 +21,7 @@ def test_every_strategy_has_contract_cases():
 
 @pytest.mark.parametrize("name,options", CASES, ids=IDS)
 def test_reproducible_with_a_seed(world, tiny_space, name, options):
-    from conftest import World
+    from tests.nas.conftest import World
 
     runs = []
     for _ in range(2):
@@ -38,7 +38,7 @@ def test_reproducible_with_a_seed(world, tiny_space, name, options):
 
 @pytest.mark.parametrize("name,options", CASES, ids=IDS)
 def test_state_round_trip_resumes_identically(world, tiny_space, name, options):
-    from conftest import World
+    from tests.nas.conftest import World
 
     full = World(tiny_space)
     full.drive(create_strategy(name, options, seed=1, steps=STEPS))
