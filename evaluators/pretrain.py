@@ -40,6 +40,15 @@ def save_atomic(obj, path: Path) -> None:
             os.unlink(tmp)
 
 
+def _schedule(opt, pretrain: PretrainConfig):
+    # One-cycle needs at least two steps on each side of its peak; very short runs
+    # (smoke tests) keep the learning rate constant.
+    if pretrain.steps < 4:
+        return torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=pretrain.lr, total_steps=pretrain.steps,
+                                               pct_start=max(0.1, 2 / pretrain.steps))
+
+
 def pretrain_spatial(unet, data: LatentDataset, pretrain: PretrainConfig, train: TrainConfig,
                      seed: int = 0, device: str | torch.device = "cpu", progress=None) -> dict[str, float]:
     """Train the 2D ``unet`` in place by rectified flow on single frames of the train split
@@ -48,8 +57,7 @@ def pretrain_spatial(unet, data: LatentDataset, pretrain: PretrainConfig, train:
     torch.manual_seed(seed)
     unet.train().requires_grad_(True)
     opt = torch.optim.AdamW(unet.parameters(), lr=pretrain.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=pretrain.lr, total_steps=pretrain.steps,
-                                                pct_start=0.1)
+    sched = _schedule(opt, pretrain)
     stream = data.batches("train", min(pretrain.batch, data.count("train")), gen)
     first = last = float("nan")
     ema = None

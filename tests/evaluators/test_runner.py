@@ -2,6 +2,7 @@
 issue's behavioural claim that temporal layers beat the backbone alone after brief training."""
 import statistics
 
+import pytest
 import torch
 
 from evaluators.training import inherit
@@ -95,3 +96,18 @@ def test_temporal_layers_score_clearly_higher_than_the_backbone_alone(runner):
     print(f"backbone alone {empty:.5f}, {THREE_CONV} {temporal}, margin {margin:.5f}, spread {spread:.5f}")
     assert margin > 0.001
     assert margin > 3 * spread
+
+
+@pytest.mark.parametrize("steps", [1, 3, 5, 11])
+def test_short_pretraining_runs(runner, steps):
+    from evaluators.config import PretrainConfig
+    from evaluators.data import LatentDataset
+    from evaluators.pretrain import pretrain_spatial
+    from search_spaces.backbones import build_unet
+
+    unet = build_unet(runner.space_config.backbone)
+    before = [p.detach().clone() for p in unet.parameters()]
+    stats = pretrain_spatial(unet, LatentDataset(runner.data_dir), PretrainConfig(steps=steps, batch=2),
+                             runner.train_config)
+    assert all(v == v for v in stats.values())  # finite, no NaN
+    assert any(not torch.equal(a, b) for a, b in zip(before, unet.parameters()))
