@@ -210,11 +210,12 @@ def print_front(front: dict, exp) -> None:
     for col in ("architecture", "quality", "breakdown", "latency ms", "memory MiB", "feasible"):
         table.add_column(col, overflow="fold")
     for p in data["front"]:
-        brk = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                        for k, v in list(p["breakdown"].items())[:3])  # the rest: --json
-        table.add_row(p["arch"], f"{p['quality']:.5f}", brk, f"{p['latency_ms']:.3f}",
+        # one layer / one score per line keeps the table narrow; the full breakdown: --json
+        brk = "\n".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in list(p["breakdown"].items())[:3])
+        table.add_row(p["arch"].replace(",", ",\n"), f"{p['quality']:.5f}", brk, f"{p['latency_ms']:.3f}",
                       f"{p['memory_bytes'] / 2**20:.2f}", "yes" if p["feasible"] else "no")
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)  # rich's pipe default is 80
     console.print(table)
     ref = data["reference_point"]
     console.print(f"hypervolume {data['hypervolume']:.6g} against reference quality {ref['quality']:.5f}, "
