@@ -222,26 +222,26 @@ def print_front(front: dict, exp) -> None:
                   f"latency {ref['latency_ms']:.3f} ms, memory {ref['memory_bytes'] / 2**20:.2f} MiB")
 
 
-def run_pareto_show(args) -> int:
+def _finished_front(directory):
+    """The campaign in ``directory``, its experiment and its front (at least one point)."""
     from nas.campaign import Campaign
 
-    campaign = Campaign.open(args.dir)
+    campaign = Campaign.open(directory)
     exp = _experiment_of(campaign)
     front = campaign_front(campaign, exp)
     if not front["points"]:
-        raise CliError(f"{args.dir}: no candidate has finished yet")
+        raise CliError(f"{directory}: no candidate has finished yet")
+    return campaign, exp, front
+
+
+def run_pareto_show(args) -> int:
+    _, exp, front = _finished_front(args.dir)
     emit_json(front["json"]) if args.json else print_front(front, exp)
     return 0
 
 
 def run_pareto_plot(args) -> int:
-    from nas.campaign import Campaign
-
-    campaign = Campaign.open(args.dir)
-    exp = _experiment_of(campaign)
-    front = campaign_front(campaign, exp)
-    if not front["points"]:
-        raise CliError(f"{args.dir}: no candidate has finished yet")
+    campaign, exp, front = _finished_front(args.dir)
     print(plot_campaign(campaign, exp, front, args.out))
     return 0
 

@@ -84,6 +84,10 @@ class SearchState:
     allows: Callable[[Architecture], bool] = lambda arch: True
     steps_left: int | None = None
 
+    def affordable(self, wanted: int, steps: int) -> int:
+        """How many of ``wanted`` candidates of ``steps`` training steps the budget still pays for."""
+        return wanted if self.steps_left is None else min(wanted, self.steps_left // steps)
+
     def fits(self, arch: Architecture) -> bool:
         cost = self.predict(arch)
         return self.allows(arch) and not self.budgets.violations(cost.latency_ms, cost.memory_bytes)

@@ -87,9 +87,7 @@ class OptunaSearch(Strategy):
     def propose(self, state: SearchState) -> list[Candidate]:
         if self.done:
             return []
-        n = self.options.batch
-        if state.steps_left is not None:
-            n = min(n, state.steps_left // self.steps)
+        n = state.affordable(self.options.batch, self.steps)
         if n == 0:
             self._finish("training budget spent")
             return []

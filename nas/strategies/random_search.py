@@ -35,9 +35,7 @@ class RandomSearch(Strategy):
     def propose(self, state: SearchState) -> list[Candidate]:
         if self.done:
             return []
-        n = self.options.batch
-        if state.steps_left is not None:
-            n = min(n, state.steps_left // self.steps)
+        n = state.affordable(self.options.batch, self.steps)
         seen, out = set(self.seen), []
         draws = 0
         while len(out) < n and draws < self.options.max_draws:
