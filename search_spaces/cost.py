@@ -53,6 +53,7 @@ class LiveTensorTracker(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        inputs = None
         for t in tree_leaves(out):
             if not isinstance(t, torch.Tensor):
                 continue
@@ -60,7 +61,9 @@ class LiveTensorTracker(TorchDispatchMode):
             key = storage._cdata
             entry = self._refs.get(key)
             if entry is None:
-                if any(key == s for s in self._input_keys(args, kwargs)):
+                if inputs is None:
+                    inputs = self._input_keys(args, kwargs)
+                if key in inputs:
                     continue  # an in-place op or view of something not ours
                 entry = self._refs[key] = [storage.nbytes(), 0]
                 self.live_bytes += entry[0]
@@ -69,10 +72,9 @@ class LiveTensorTracker(TorchDispatchMode):
             weakref.finalize(t, self._release, key)
         return out
 
-    def _input_keys(self, args, kwargs):
-        for t in tree_leaves((args, kwargs)):
-            if isinstance(t, torch.Tensor):
-                yield t.untyped_storage()._cdata
+    @staticmethod
+    def _input_keys(args, kwargs) -> set[int]:
+        return {t.untyped_storage()._cdata for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
 
 
 class FusedAttention(TorchFunctionMode):
