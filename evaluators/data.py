@@ -29,7 +29,7 @@ from typing import Iterator
 
 import torch
 
-from search_spaces.errors import HwnasError
+from core.errors import HwnasError, one_line
 
 FORMAT = "hwnas-latents"
 VERSION = 1
@@ -163,7 +163,7 @@ class LatentDataset:
             data = torch.load(path, map_location="cpu", weights_only=True)
             batch = Batch(data["latents"], data["text"], list(data["captions"]), dict(data.get("labels", {})))
         except Exception as exc:  # noqa: BLE001 - any unreadable shard is a corrupt shard
-            raise DataError(f"{path}: corrupt shard ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+            raise DataError(f"{path}: corrupt shard ({one_line(exc, with_type=True)[:120]})") from None
         if tuple(batch.latents.shape) != (count, *self.latent_shape):
             raise DataError(f"{path}: latents of shape {list(batch.latents.shape)}, meta.json declares "
                             f"{[count, *self.latent_shape]}")

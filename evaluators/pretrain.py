@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from pathlib import Path
 
 import torch
 
+from core.errors import HwnasError
 from evaluators.config import PretrainConfig, TrainConfig
 from evaluators.data import LatentDataset
 from evaluators.flow import flow_loss, logit_normal_t
-from search_spaces.errors import HwnasError
 
 
 def cache_key(unet_config: dict, data: LatentDataset, pretrain: PretrainConfig, train: TrainConfig) -> str:
@@ -28,16 +25,6 @@ def cache_key(unet_config: dict, data: LatentDataset, pretrain: PretrainConfig, 
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _schedule(opt, pretrain: PretrainConfig):

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
+from core.io import atomic_torch
 from evaluators.config import DataConfig, EvaluatorConfig, TrainConfig
 from evaluators.data import DataError, LatentDataset
-from evaluators.pretrain import cache_key, pretrain_spatial, save_atomic
+from evaluators.pretrain import cache_key, pretrain_spatial
 from evaluators.scores import create_evaluator
 from evaluators.synth import synthesise
 from evaluators.training import TrainingFailed, inherit, temporal_state, train_temporal
@@ -93,7 +94,7 @@ class CandidateRunner:
         else:
             unet.to(self.device)
             stats = pretrain_spatial(unet, data, pre, self.train_config, self.seed, self.device, progress)
-            save_atomic({"unet": {k: v.cpu() for k, v in unet.state_dict().items()}, "stats": stats}, path)
+            atomic_torch(path, {"unet": {k: v.cpu() for k, v in unet.state_dict().items()}, "stats": stats})
             self.info.update(backbone=str(path), pretrained="now", pretrain=stats)
         return unet.to(self.device).eval().requires_grad_(False)
 

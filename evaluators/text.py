@@ -14,7 +14,7 @@ import re
 
 import torch
 
-from search_spaces.errors import HwnasError
+from core.errors import HwnasError
 
 ENCODERS = ("builtin", "minilm")
 

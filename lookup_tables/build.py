@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from search_spaces.space import SearchSpace
-
+from core.progress import as_progress
 from lookup_tables.config import LutConfig
 from lookup_tables.errors import DeviceMismatchError, LutError
 from lookup_tables.grid import grid_entries
 from lookup_tables.profilers.base import create_profiler, now_iso
 from lookup_tables.table import LookupTable
+from search_spaces.space import SearchSpace
 
 
 def op_options(space: SearchSpace | None) -> dict:
@@ -46,49 +46,24 @@ def build_table(space: SearchSpace | None, lut_config: LutConfig, out_path: str 
         table = LookupTable(meta={"fingerprint": fingerprint, "protocol": lut_config.protocol(),
                                   "created": now_iso(), "op_options": op_options(space)})
     entries = [e for e in entries if remeasure or e.key not in table]
-    with ProgressBar(progress, len(entries), out_path.name) as advance:
+    with as_progress(progress) as shown:
+        task = shown.task(f"measuring {out_path.name}", total=len(entries))
         for entry in entries:
-            advance(entry.key)
+            task.update(description=f"measuring {entry_label(entry.key)}")
             if entry.shape is None:
                 m = profiler.measure_backbone(space)
             else:
                 m = profiler.measure_op(entry.shape)
             table.add(entry.key, m)
             table.save(out_path)
+            task.update(advance=1)
+        task.finish()
     if not out_path.exists():
         table.save(out_path)
     return table
 
 
-class ProgressBar:
-    """A rich progress bar on stderr (or nothing); ``advance(label)`` before each entry."""
-
-    def __init__(self, enabled: bool, total: int, title: str):
-        self.enabled, self.total, self.title = enabled and total > 0, total, title
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda label: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TimeElapsedColumn(), console=Console(stderr=True), transient=False)
-        self._bar.__enter__()
-        self._task = self._bar.add_task(f"measuring {self.title}", total=self.total)
-        self._first = True
-
-        def advance(label: str):
-            if not self._first:
-                self._bar.advance(self._task)
-            self._first = False
-            self._bar.update(self._task, description=label.split("|")[0] + " " + "|".join(label.split("|")[1:5]))
-
-        return advance
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            if exc[0] is None:
-                self._bar.advance(self._task)
-            self._bar.__exit__(*exc)
-        return False
+def entry_label(key: str) -> str:
+    """A table key shortened for a progress line: the op and its first shape fields."""
+    parts = key.split("|")
+    return " ".join([parts[0], "|".join(parts[1:5])]).strip()

@@ -15,31 +15,21 @@ import json
 import platform
 from pathlib import Path
 
-from search_spaces.ops import op_class
-from search_spaces.shapes import OpShape
-from search_spaces.space import SearchSpace, SpaceConfig
-from search_spaces.config import to_dict
-
-from lookup_tables.build import ProgressBar, op_options
+from core.config import to_dict
+from core.errors import one_line
+from core.io import atomic_json
+from core.progress import as_progress
+from lookup_tables.build import entry_label, op_options
 from lookup_tables.errors import TableFileError
 from lookup_tables.grid import grid_entries
+from lookup_tables.memory import analytic_memory
 from lookup_tables.profilers.base import Measurement, now_iso
 from lookup_tables.table import LookupTable
+from search_spaces.shapes import OpShape
+from search_spaces.space import SearchSpace, SpaceConfig
 
 FORMAT = 1
 RUNNER = Path(__file__).with_name("coreml_runner.py")
-
-
-def analytic_memory(m: Measurement, shape: OpShape) -> Measurement:
-    """Fill an operator row's memory from its analytic cost (Core ML does not report it)."""
-    cost = op_class(shape.op).cost(shape)
-    nb = shape.dtype_bytes
-    m.flops = cost.flops
-    m.param_bytes = cost.params * nb
-    m.input_bytes = (shape.batch * shape.tokens * shape.channels + shape.batch * shape.text_tokens * shape.text_dim) * nb
-    m.activation_peak_bytes = cost.activation_bytes
-    m.memory_bytes = m.param_bytes + m.input_bytes + m.activation_peak_bytes
-    return m
 
 
 def export_bundle(space: SearchSpace, grid, out_dir: str | Path, progress: bool = True) -> dict:
@@ -51,9 +41,10 @@ def export_bundle(space: SearchSpace, grid, out_dir: str | Path, progress: bool 
                 "grid": to_dict(grid) if grid is not None else None, "op_options": op_options(space),
                 "precision": "float16", "target": "iOS18", "entries": []}
     entries = grid_entries(space, grid)
-    with ProgressBar(progress, len(entries), f"converting {out_dir.name}") as advance:
+    with as_progress(progress) as shown:
+        task = shown.task(f"converting {out_dir.name}", total=len(entries))
         for i, entry in enumerate(entries):
-            advance(entry.key)
+            task.update(description=f"converting {entry_label(entry.key)}")
             file = f"models/{i:04d}_{'backbone' if entry.shape is None else entry.shape.op}.mlpackage"
             record = {"key": entry.key, "kind": "backbone" if entry.shape is None else "op", "file": file,
                       "status": "ok", "reason": ""}
@@ -65,9 +56,10 @@ def export_bundle(space: SearchSpace, grid, out_dir: str | Path, progress: bool 
                 record["inputs"] = [list(t.shape) for t in inputs]
                 convert(module, inputs, out_dir / file)
             except Exception as exc:  # one operator that does not convert must not end the export
-                record.update(status="error", reason=f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"[:300])
+                record.update(status="error", reason=one_line(exc, with_type=True)[:300])
             manifest["entries"].append(record)
-            _write_json(out_dir / "manifest.json", manifest)
+            atomic_json(out_dir / "manifest.json", manifest)
+            task.update(advance=1)
     (out_dir / "run_coreml.py").write_text(RUNNER.read_text())
     return manifest
 
@@ -100,7 +92,7 @@ def run_manifest(bundle: str | Path, profiler, out_path: str | Path) -> dict:
                "device": {"compute_unit": profiler.config.device, "device_name": profiler.device_name(),
                           "machine": platform.machine(), "backend": profiler.name},
                "protocol": profiler.config.protocol(), "rows": rows}
-    _write_json(Path(out_path), results)
+    atomic_json(Path(out_path), results)
     return results
 
 
@@ -141,7 +133,3 @@ def import_results(results_path: str | Path, out_path: str | Path, allow_other_d
     return incoming
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(path)

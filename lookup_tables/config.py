@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-BACKENDS = ("torch", "coreml", "analytic")
 COREML_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")  # Core ML compute units
 
 
@@ -70,8 +69,10 @@ class LutConfig:
     grid: GridConfig | None = None
 
     def __post_init__(self):
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend {self.backend!r}; allowed: {', '.join(BACKENDS)}")
+        from lookup_tables.profilers.base import PROFILERS
+
+        if self.backend not in PROFILERS:
+            raise ValueError(f"backend {self.backend!r}; allowed: {', '.join(PROFILERS.names())}")
         if self.backend == "torch" and not _torch_device_ok(self.device):
             raise ValueError(f"device {self.device!r}; allowed for torch: cpu, cuda, cuda:N, mps")
         if self.backend == "coreml" and self.device.upper() not in COREML_UNITS:

@@ -1,5 +1,5 @@
 """Errors of the lookup tables; each is a HwnasError, so the CLI prints one line, exit 2."""
-from search_spaces.errors import HwnasError
+from core.errors import HwnasError
 
 
 class LutError(HwnasError):

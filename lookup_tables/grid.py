@@ -12,11 +12,10 @@ import json
 import re
 from dataclasses import dataclass
 
-from search_spaces.errors import HwnasError
+from core.errors import HwnasError
+from lookup_tables.config import GridConfig
 from search_spaces.shapes import OpShape, ShapeError
 from search_spaces.space import SearchSpace
-
-from lookup_tables.config import GridConfig
 
 BACKBONE = "backbone"
 _BACKBONE_RE = re.compile(r"backbone\|([0-9a-f]+)\|T(\d+)\|H(\d+)\|W(\d+)\|L(\d+)\|D(\d+)\|B(\d+)\|(\w+)")

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import torch
 
+from lookup_tables.profilers.base import Measurement
 from search_spaces.cost import LiveTensorTracker
+from search_spaces.ops import op_class
+from search_spaces.shapes import OpShape
 
 
 class _Tracker(LiveTensorTracker):
@@ -86,3 +89,15 @@ class CudaMeter:
 
 def meter_for(device: torch.device):
     return CudaMeter(device) if device.type == "cuda" else TrackerMeter()
+
+
+def analytic_memory(m: Measurement, shape: OpShape) -> Measurement:
+    """Fill an operator row's memory from its analytic cost (Core ML does not report it)."""
+    cost = op_class(shape.op).cost(shape)
+    nb = shape.dtype_bytes
+    m.flops = cost.flops
+    m.param_bytes = cost.params * nb
+    m.input_bytes = (shape.batch * shape.tokens * shape.channels + shape.batch * shape.text_tokens * shape.text_dim) * nb
+    m.activation_peak_bytes = cost.activation_bytes
+    m.memory_bytes = m.param_bytes + m.input_bytes + m.activation_peak_bytes
+    return m

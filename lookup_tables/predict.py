@@ -15,13 +15,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from lookup_tables.errors import DeviceMismatchError, MissingEntryError
+from lookup_tables.grid import backbone_digest, backbone_key, grid_entries, parse_backbone_key
 from search_spaces.architecture import Architecture
 from search_spaces.ops import op_class
 from search_spaces.shapes import OpShape
 from search_spaces.space import SearchSpace
-
-from lookup_tables.errors import DeviceMismatchError, MissingEntryError
-from lookup_tables.grid import backbone_digest, backbone_key, grid_entries, parse_backbone_key
 
 
 @dataclass

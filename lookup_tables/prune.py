@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from core.budgets import Budgets
 from search_spaces.architecture import Architecture, Layer
-from search_spaces.budgets import Budgets
 from search_spaces.space import SearchSpace
 
 MIB = 1024 * 1024

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from search_spaces.shapes import OpShape
-
+from core.errors import one_line
+from core.io import atomic_write
 from lookup_tables.errors import DeviceMismatchError, LutError, TableFileError
 from lookup_tables.grid import parse_backbone_key
 from lookup_tables.profilers.base import Measurement, identity, now_iso
+from search_spaces.shapes import OpShape
 
 FORMAT = 1
 STATISTICS = ("median", "p10", "p90")
@@ -174,8 +173,8 @@ class LookupTable:
         schema_table = pa.Table.from_pandas(self.rows.reset_index(drop=True), preserve_index=False)
         schema_table = schema_table.replace_schema_metadata(
             {**(schema_table.schema.metadata or {}), _META_KEY: text.encode()})
-        _atomic_write(path, lambda f: pq.write_table(schema_table, f))
-        _atomic_write(sidecar_path(path), lambda f: f.write(text.encode()))
+        atomic_write(path, lambda f: pq.write_table(schema_table, f))
+        atomic_write(sidecar_path(path), lambda f: f.write(text.encode()))
         return path
 
     @classmethod
@@ -186,7 +185,7 @@ class LookupTable:
         try:
             table = pq.read_table(path)
         except (pa.ArrowException, OSError) as exc:
-            raise TableFileError(f"{path}: not a readable Parquet table ({str(exc).splitlines()[0]})") from None
+            raise TableFileError(f"{path}: not a readable Parquet table ({one_line(exc)})") from None
         raw = (table.schema.metadata or {}).get(_META_KEY)
         if raw is None:
             raise TableFileError(f"{path}: a Parquet file without hwnas lookup-table metadata")
@@ -224,15 +223,3 @@ class LookupTable:
         return out
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

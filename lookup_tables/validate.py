@@ -6,13 +6,14 @@ worst cases with their operators (nn-Meter's way of stating accuracy).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 
-from search_spaces.space import SearchSpace
-
+from core.errors import ConfigError
 from lookup_tables.config import LutConfig
 from lookup_tables.profilers.base import create_profiler
+from search_spaces.space import SearchSpace
 
 
 def accuracy(pairs: list[tuple[float, float]]) -> dict:
@@ -92,3 +93,20 @@ def _median(values):
         return None
     s = sorted(values)
     return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
+
+
+def table_protocol(table, base: LutConfig, repeats: int | None = None, warmup: int | None = None) -> LutConfig:
+    """The protocol ``table`` was measured with (device, threads, clock, repeats, warm-up),
+    on top of ``base`` for anything the table does not record: validation measures whole
+    networks the same way the table measured their parts."""
+    fp, proto = table.fingerprint, table.meta.get("protocol", {})
+    changes = {"backend": fp.get("backend", base.backend), "device": fp.get("device", base.device),
+               "threads": fp.get("threads", base.threads), "clock": fp.get("clock", base.clock)}
+    for key, given in (("repeats", repeats), ("warmup", warmup)):
+        value = given if given is not None else proto.get(key)
+        if value is not None:
+            changes[key] = value
+    try:
+        return dataclasses.replace(base, **changes)
+    except ValueError as exc:
+        raise ConfigError(f"lut: {exc}") from None

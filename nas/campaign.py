@@ -24,48 +24,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
+import warnings
 from pathlib import Path
-from typing import Any
 
 import optuna
 import torch
 import yaml
 
+from core.errors import HwnasError, one_line
+from core.io import atomic_json, atomic_text, atomic_torch, sha256_file
+from evaluators.runner import CandidateResult
+from nas.pareto import Front, Point, compute_front, reference_point
 from nas.strategies import Candidate, Outcome
-from nas.strategies.optuna_search import encoding, NONE
-from nas.workers import RunResult
-from search_spaces.errors import HwnasError
+from nas.trials import DIRECTIONS, OBJECTIVE_NAMES, distributions, encode
 
 STUDY = "hwnas"
-DIRECTIONS = ["maximize", "minimize", "minimize"]
 
 
 class CampaignError(HwnasError):
     """A campaign directory that cannot be used: another config, a corrupt database, ..."""
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
-
-
-def atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def atomic_json(path: Path, obj: Any) -> None:
-    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1, default=str)))
 
 
 class Campaign:
@@ -117,7 +99,7 @@ class Campaign:
         if camp.root.exists() and any(camp.root.iterdir()):
             raise CampaignError(f"{camp.root} exists and is not a campaign directory; give another --out")
         camp.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(camp.root / "config.yaml", lambda p: p.write_text(yaml.safe_dump(config, sort_keys=False)))
+        atomic_text(camp.root / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         storage = config.get("search", {}).get("storage") or f"sqlite:///{(camp.root / 'trials.db').resolve()}"
         atomic_json(camp.root / "campaign.json", {"name": config.get("name"), "config_sha256": digest,
                                                   "storage": storage, "study": STUDY, "created": time.time()})
@@ -149,6 +131,12 @@ class Campaign:
                 continue
         return out
 
+    def experiment(self):
+        """The frozen experiment everything of this campaign is rebuilt from."""
+        from nas.config import Experiment
+
+        return Experiment.from_dict(self.config())
+
     # the Optuna storage ------------------------------------------------------------------
     def study(self) -> optuna.Study:
         meta = self.meta
@@ -162,14 +150,19 @@ class Campaign:
             try:
                 self._storage = optuna.storages.RDBStorage(url, skip_compatibility_check=False)
             except Exception as exc:  # sqlalchemy's many errors: one line naming the URL
-                raise CampaignError(f"cannot open the trials storage {url}: {str(exc).splitlines()[0]}") from None
+                raise CampaignError(f"cannot open the trials storage {url}: {one_line(exc)}") from None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
-            return optuna.create_study(storage=self._storage, study_name=meta["study"], directions=DIRECTIONS,
-                                       load_if_exists=True)
+            study = optuna.create_study(storage=self._storage, study_name=meta["study"], directions=DIRECTIONS,
+                                        load_if_exists=True)
+            if study.metric_names is None:  # optuna-dashboard labels the objectives with these
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.set_metric_names(OBJECTIVE_NAMES)
+            return study
         except Exception as exc:
             raise CampaignError(f"the trials storage {url} is unreadable (corrupt?): "
-                                f"{str(exc).splitlines()[0]}") from None
+                                f"{one_line(exc)}") from None
 
     def trials(self) -> list[optuna.trial.FrozenTrial]:
         try:
@@ -178,7 +171,7 @@ class Campaign:
             raise
         except Exception as exc:
             raise CampaignError(f"the trials storage {self.meta['storage']} is unreadable (corrupt?): "
-                                f"{str(exc).splitlines()[0]}") from None
+                                f"{one_line(exc)}") from None
 
     def stored_ids(self) -> set[str]:
         if self._stored_ids is None:
@@ -190,9 +183,7 @@ class Campaign:
         c = outcome.candidate
         if c.id in self.stored_ids():
             return
-        dists = encoding(space)
-        params = {s: NONE for s in dists}
-        params.update({slot: f"{layer.op}:{layer.count}" for slot, layer in c.arch.items()})
+        dists, params = distributions(space), encode(space, c.arch)
         attrs = {"candidate_id": c.id, "round": round_index, "arch": str(c.arch), "role": c.role,
                  "parent": None if c.parent is None else str(c.parent), "action": c.action, "steps": c.steps,
                  "seed": c.seed, "latency_ms": outcome.latency_ms, "memory_bytes": outcome.memory_bytes,
@@ -211,12 +202,12 @@ class Campaign:
     def _ckpt(self, cid: str) -> Path:
         return self.ckpt_dir / f"{cid}.pt"
 
-    def save_result(self, candidate: Candidate, result: RunResult) -> None:
-        fields = {k: v for k, v in vars(result).items() if k != "state"}
+    def save_result(self, candidate: Candidate, result: CandidateResult) -> None:
+        fields = result.to_dict()
         state = result.state if candidate.keep_weights else None
-        atomic_write(self._ckpt(candidate.id), lambda p: torch.save({"result": fields, "state": state}, p))
+        atomic_torch(self._ckpt(candidate.id), {"result": fields, "state": state})
 
-    def load_result(self, cid: str) -> RunResult | None:
+    def load_result(self, cid: str) -> CandidateResult | None:
         path = self._ckpt(cid)
         if not path.exists():
             return None
@@ -224,7 +215,7 @@ class Campaign:
             data = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # a torn file cannot exist (os.replace), but a foreign one may
             return None
-        return RunResult(**data["result"], state=data["state"])
+        return CandidateResult(**data["result"], state=data["state"])
 
     def weights(self, cid: str) -> dict | None:
         result = self.load_result(cid)
@@ -249,3 +240,31 @@ class Campaign:
             return json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise CampaignError(f"{path} is corrupt: {exc}") from None
+
+    # reading the campaign ------------------------------------------------------------
+    def points(self) -> list[Point]:
+        """Every finished candidate as a point of the objective space."""
+        return [Point(t.user_attrs["arch"], t.values[0], t.values[1], t.values[2], t.user_attrs.get("breakdown"))
+                for t in self.trials() if t.state == optuna.trial.TrialState.COMPLETE]
+
+    def front(self) -> Front:
+        """The Pareto front of every finished candidate, against the configured reference."""
+        exp = self.experiment()
+        points = self.points()
+        r = exp.search.reference_point
+        ref = reference_point(points, exp.budgets, r.quality, r.latency_ms, r.memory_bytes)
+        return compute_front(points, ref, exp.budgets)
+
+    def status(self) -> dict:
+        exp, trials = self.experiment(), self.trials()
+        saved = self.load_state() or {}
+        strategy = saved.get("strategy", {})
+        stopped = [e for e in self.events() if e["event"] == "stopped"]
+        return {"campaign": str(self.root), "name": exp.name, "strategy": exp.search.strategy,
+                "storage": self.meta["storage"], "lut": self.meta.get("lut"),
+                "rounds": saved.get("rounds", 0), "steps_used": saved.get("steps_used", 0),
+                "max_train_steps": exp.search.max_train_steps,
+                "trials": sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials),
+                "failed": sum(t.state == optuna.trial.TrialState.FAIL for t in trials),
+                "current": strategy.get("current"), "done": strategy.get("done", False),
+                "stop_reason": stopped[-1]["reason"] if stopped else strategy.get("stop_reason") or None}

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from core.budgets import Budgets
+from core.config import load_yaml, parse, to_dict
 from evaluators.config import DataConfig, EvaluatorConfig, TrainConfig
 from lookup_tables.config import LutConfig
-from search_spaces.budgets import Budgets
-from search_spaces.config import load_yaml, parse, to_dict
 from search_spaces.space import SpaceConfig
 
 

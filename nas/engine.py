@@ -1,22 +1,26 @@
-"""The search loop: propose → train and score on the pool → record → update, round after round.
+"""The search: one entry, ``Search(campaign).run(observer)`` (Ray Tune's ``Tuner.fit()``).
 
-Builds every object a campaign needs from its frozen config (the space, the lookup
-table, the coarse-search pruning, the strategy, the worker pool) so that ``search run``
-and ``search resume`` are the same code.
+It rebuilds every object a campaign needs from the campaign's frozen config (the space,
+the lookup table, the coarse-search pruning, the strategy, the worker pool), so a first
+run and a resume are the same code; prepares the data and the pre-trained backbone once;
+owns the pool's lifetime; and runs rounds of propose → train and score on the pool →
+record → update until the strategy stops. Everything that happens is emitted once, as an
+event, to the campaign's ``events.jsonl`` and to the caller's :class:`Observer`.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from nas.campaign import Campaign, CampaignError
+from core.budgets import MIB, Budgets
+from core.errors import ConfigError
+from nas.campaign import Campaign
 from nas.config import Experiment
-from nas.strategies import Candidate, Cost, Outcome, SearchState, Strategy, create_strategy
-from nas.workers import InlinePool, Job, RayPool, RunResult, WorkerPool
+from nas.strategies import Candidate, Cost, Outcome, SearchState, create_strategy
+from nas.workers import InlinePool, Job, RayPool, WorkerPool, check_reachable
 from search_spaces.architecture import Architecture
-from search_spaces.budgets import MIB, Budgets
-from search_spaces.errors import ConfigError
 from search_spaces.space import SearchSpace
 
 
@@ -73,7 +77,7 @@ def check_budgets(space: SearchSpace, cost: TableCost, budgets: Budgets) -> None
                       f"costs {p.latency_ms:.3f} ms per step and {p.memory_bytes / MIB:.1f} MiB")
 
 
-def load_or_build_table(experiment: Experiment, space: SearchSpace, campaign: Campaign, progress: bool):
+def load_or_build_table(experiment: Experiment, space: SearchSpace, campaign: Campaign, progress):
     from lookup_tables import LookupTable, build_table
 
     if experiment.lut.path:
@@ -105,42 +109,88 @@ def make_pool(experiment: Experiment, workdir: str, ray_address: str | None) -> 
                    retries=s.retries, max_restarts=s.max_restarts)
 
 
-class Engine:
-    """Drives one campaign's strategy over a pool until it stops or a limit is reached."""
+class Observer:
+    """What a caller sees of a search. ``event`` gets every milestone (the same ones that go
+    to ``events.jsonl``); ``pretrain`` the backbone's pre-training steps; ``display`` is the
+    progress display lent to the lookup-table build (False: none)."""
 
-    def __init__(self, campaign: Campaign, experiment: Experiment, space: SearchSpace, state: SearchState,
-                 strategy: Strategy, pool: WorkerPool, on_progress: Callable[[str, dict], None] | None = None):
-        self.campaign, self.experiment, self.space = campaign, experiment, space
-        self.state, self.strategy, self.pool = state, strategy, pool
-        self.on_progress = on_progress or (lambda kind, info: None)
-        saved = campaign.load_state()
-        self.rounds, self.steps_used = 0, 0
+    def event(self, kind: str, fields: dict) -> None:
+        pass
+
+    def pretrain(self, step: int, total: int, loss: float) -> None:
+        pass
+
+    def display(self):
+        return False
+
+
+class Search:
+    """One campaign's search, from its frozen config to a stop reason."""
+
+    def __init__(self, campaign: Campaign, experiment: Experiment | None = None, ray_address: str | None = None,
+                 pool: WorkerPool | None = None):
+        self.campaign = campaign
+        self.experiment = experiment or campaign.experiment()
+        self.ray_address = ray_address or self.experiment.search.ray_address
+        self._pool = pool  # e.g. one shared by several campaigns (benchmarks); else built here
+        self.observer = Observer()
+        self.rounds = self.steps_used = 0
+
+    # the pieces ----------------------------------------------------------------------
+    def _emit(self, kind: str, **fields) -> None:
+        self.campaign.event(kind, **fields)
+        self.observer.event(kind, fields)
+
+    def _check_inputs(self) -> None:
+        """What can fail fast fails before any work: the storage, the Ray address."""
+        self.campaign.study()
+        if self.ray_address and self.experiment.search.workers and self._pool is None:
+            check_reachable(self.ray_address)
+
+    def _build(self) -> None:
+        exp = self.experiment
+        self.space = SearchSpace(exp.space)
+        table = load_or_build_table(exp, self.space, self.campaign, self.observer.display())
+        predict = TableCost(table, self.space)
+        check_budgets(self.space, predict, exp.budgets)
+        self.state = SearchState(self.space, predict, exp.budgets, state_filter(self.space, table, exp.budgets))
+        s = exp.search
+        self.strategy = create_strategy(s.strategy, s.options, exp.seed, exp.candidate_steps)
+        self.pool = self._pool or make_pool(exp, s.workdir or str(self.campaign.root / "work"), self.ray_address)
+        saved = self.campaign.load_state()
         if saved:
-            strategy.load_state_dict(saved["strategy"])
+            self.strategy.load_state_dict(saved["strategy"])
             self.rounds, self.steps_used = saved["rounds"], saved["steps_used"]
-        if any(e["event"] == "round_started" for e in campaign.events()):
-            campaign.event("resumed", rounds=self.rounds, steps_used=self.steps_used)
-
-    def prepare(self, progress=None) -> None:
-        """Data and pre-trained backbone, once, in this process: the workers then find them
-        cached. ``progress(step, total, loss)`` follows the backbone's pre-training."""
-        self.pool.make_runner().prepare(progress)
 
     @property
     def steps_left(self) -> int | None:
         limit = self.experiment.search.max_train_steps
         return None if limit is None else limit - self.steps_used
 
-    def _outcome(self, c: Candidate, r: RunResult) -> Outcome:
-        cost = self.state.predict(c.arch)
-        return Outcome(c, r.status == "ok", r.quality, cost.latency_ms, cost.memory_bytes, r.reason,
-                       r.breakdown, r.seconds)
+    # the run -------------------------------------------------------------------------
+    def run(self, observer: Observer | None = None) -> str:
+        """Search until the strategy stops or ``search.max_rounds``; returns why it stopped."""
+        self.observer = observer or Observer()
+        t0 = time.time()
+        self._check_inputs()
+        self._build()
+        resumed = any(e["event"] == "round_started" for e in self.campaign.events())
+        self._emit("resumed" if resumed else "started", rounds=self.rounds, steps_used=self.steps_used,
+                   max_train_steps=self.experiment.search.max_train_steps)
+        self.pool.make_runner().prepare(self.observer.pretrain)  # once here; the workers find it cached
+        if self._pool is None:
+            with self.pool:
+                reason = self._loop()
+        else:
+            reason = self._loop()
+        self._emit("stopped", reason=reason, wall_s=time.time() - t0)
+        return reason
 
-    def run(self) -> str:
-        """Rounds until the strategy stops or ``search.max_rounds``; returns why it stopped."""
+    def _loop(self) -> str:
+        limit = self.experiment.search.max_rounds
         while not self.strategy.done:
-            if self.rounds >= self.experiment.search.max_rounds:
-                return f"round limit reached (search.max_rounds = {self.experiment.search.max_rounds})"
+            if self.rounds >= limit:
+                return f"round limit reached (search.max_rounds = {limit})"
             self.state.steps_left = self.steps_left
             batch = self.strategy.propose(self.state)
             if not batch:
@@ -157,20 +207,18 @@ class Engine:
         camp = self.campaign
         results = {c.id: camp.load_result(c.id) for c in batch}
         todo = [c for c in batch if results[c.id] is None]
-        self.on_progress("round", {"round": self.rounds, "candidates": len(batch), "cached": len(batch) - len(todo)})
-        camp.event("round_started", round=self.rounds, candidates=[c.to_dict() for c in batch],
-                   cached=[c.id for c in batch if results[c.id] is not None])
+        self._emit("round_started", round=self.rounds, candidates=[c.to_dict() for c in batch],
+                   cached=[c.id for c in batch if results[c.id] is not None],
+                   cached_steps=sum(c.steps for c in batch if results[c.id] is not None))
         parents = {k: camp.weights(k) for k in {c.parent_weights for c in todo} if k is not None}
         by_id = {c.id: c for c in batch}
         jobs = [Job(c.id, c.arch, c.steps, c.seed, parents.get(c.parent_weights)) for c in todo]
         for job, result in self.pool.evaluate(jobs):
             camp.save_result(by_id[job.key], result)
             results[job.key] = result
-            camp.event("candidate", id=job.key, arch=str(job.arch), status=result.status, quality=result.quality,
-                       reason=result.reason, seconds=result.seconds, wall_s=result.wall_s)
-            self.on_progress("candidate", {"id": job.key, "arch": str(job.arch), "status": result.status,
-                                           "quality": result.quality, "steps": job.steps})
-        outcomes = [self._outcome(c, results[c.id]) for c in batch]
+            self._emit("candidate", id=job.key, arch=str(job.arch), status=result.status, quality=result.quality,
+                       reason=result.reason, steps=job.steps, seconds=result.seconds, wall_s=job.wall_s)
+        outcomes = [Outcome(c, results[c.id], self.state.predict(c.arch)) for c in batch]
         notes = self.strategy.update(outcomes)
         for o in outcomes:
             camp.record(self.space, o, notes.get(o.candidate.id, {}), self.rounds, self.experiment.budgets)
@@ -178,22 +226,5 @@ class Engine:
         self.steps_used += sum(c.steps for c in batch)
         self._save()
         camp.keep_only(self.strategy.weight_keys())
-        camp.event("round_finished", round=self.rounds - 1, steps_used=self.steps_used,
-                   done=self.strategy.done, stop_reason=self.strategy.stop_reason,
-                   decision=(getattr(self.strategy, "decisions", None) or [None])[-1])
-
-
-def build_engine(campaign: Campaign, experiment: Experiment, ray_address: str | None = None,
-                 progress: bool = True, on_progress=None, pool: WorkerPool | None = None) -> Engine:
-    """Everything from the frozen config: space, table, budgets check, pruning, strategy, and
-    the worker pool (or ``pool``, e.g. one shared by several campaigns)."""
-    space = SearchSpace(experiment.space)
-    table = load_or_build_table(experiment, space, campaign, progress)
-    predict = TableCost(table, space)
-    check_budgets(space, predict, experiment.budgets)
-    state = SearchState(space, predict, experiment.budgets, state_filter(space, table, experiment.budgets))
-    s = experiment.search
-    strategy = create_strategy(s.strategy, s.options, experiment.seed, experiment.candidate_steps)
-    if pool is None:
-        pool = make_pool(experiment, s.workdir or str(campaign.root / "work"), ray_address)
-    return Engine(campaign, experiment, space, state, strategy, pool, on_progress)
+        self._emit("round_finished", round=self.rounds - 1, steps_used=self.steps_used, done=self.strategy.done,
+                   stop_reason=self.strategy.stop_reason, decision=self.strategy.last_decision())

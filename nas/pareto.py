@@ -8,10 +8,10 @@ O(n² log n), ample for the few hundred candidates of a campaign.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from search_spaces.budgets import Budgets
+from core.budgets import Budgets
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,16 @@ def hypervolume(losses: Sequence[Sequence[float]], reference: Sequence[float]) -
 
 @dataclass(frozen=True)
 class Front:
+    """The non-dominated ``points`` of the ``evaluated`` ones, and their hypervolume."""
+
     points: list[Point]
     reference: tuple[float, float, float]  # quality, latency_ms, memory_bytes
     hypervolume: float
+    evaluated: tuple[Point, ...] = ()
+    budgets: Budgets = field(default_factory=Budgets)
 
-    def to_dict(self, budgets: Budgets) -> dict:
+    def to_dict(self, budgets: Budgets | None = None) -> dict:
+        budgets = budgets or self.budgets
         return {
             "front": [{"arch": p.arch, "quality": p.quality, "latency_ms": p.latency_ms,
                        "memory_bytes": p.memory_bytes, "feasible": not budgets.violations(p.latency_ms, p.memory_bytes),
@@ -94,7 +99,9 @@ def reference_point(points: Sequence[Point], budgets: Budgets, quality: float | 
     return (float(quality), float(latency_ms), float(memory_bytes))
 
 
-def compute_front(points: Sequence[Point], reference: tuple[float, float, float]) -> Front:
+def compute_front(points: Sequence[Point], reference: tuple[float, float, float],
+                  budgets: Budgets | None = None) -> Front:
     front = pareto_front(points)
     ref_losses = (-reference[0], reference[1], reference[2])
-    return Front(front, reference, hypervolume([p.losses() for p in front], ref_losses))
+    return Front(front, reference, hypervolume([p.losses() for p in front], ref_losses), tuple(points),
+                 budgets or Budgets())

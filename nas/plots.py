@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.budgets import MIB, Budgets
+from core.errors import HwnasError
 from nas.pareto import Front, Point
-from search_spaces.budgets import MIB, Budgets
+
+
+class PlotError(HwnasError):
+    """A plot that cannot be made as asked (e.g. an unknown file type)."""
 
 
 def plot_front(points: list[Point], front: Front, budgets: Budgets, out: str | Path, title: str) -> Path:
@@ -16,9 +21,7 @@ def plot_front(points: list[Point], front: Front, budgets: Budgets, out: str | P
     elif out.suffix == ".png":
         _matplotlib(points, front, budgets, out, title)
     else:
-        from nas.cli_common import CliError
-
-        raise CliError(f"--out {out}: the plot must end in .html (plotly) or .png (matplotlib)")
+        raise PlotError(f"--out {out}: the plot must end in .html (plotly) or .png (matplotlib)")
     return out
 
 

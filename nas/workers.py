@@ -2,7 +2,7 @@
 
 A pool holds prepared runners (an ``evaluators`` ``CandidateRunner``: dataset and frozen
 backbone loaded once) and evaluates jobs — an architecture, its parent's temporal
-weights, K steps, a seed — returning each result with the child's weights, in the
+weights, K steps, a seed — returning each evaluator result (with the child's weights) unchanged, in the
 order they finish. ``RayPool`` keeps one runner per Ray actor; parent weights go through
 the object store once per round (``ray.put``) and travel as references. A crashed actor
 is restarted and its task retried (``max_restarts``/``max_task_retries``); a candidate
@@ -14,11 +14,12 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from core.errors import HwnasError, one_line
+from evaluators.runner import CandidateResult
 from search_spaces.architecture import Architecture
-from search_spaces.errors import HwnasError
 
 
 class WorkerError(HwnasError):
@@ -32,44 +33,30 @@ class Job:
     steps: int
     seed: int
     parent_state: dict | None = None  # temporal weights to start from
+    wall_s: float = 0.0  # dispatch to result, set by the pool
 
 
-@dataclass
-class RunResult:
-    """What comes back for a job; ``state`` is the child's temporal weights (CPU tensors)."""
-
-    status: str  # ok | failed
-    quality: float | None = None
-    breakdown: dict = field(default_factory=dict)
-    state: dict | None = None
-    reason: str = ""
-    seconds: float = 0.0  # training + scoring, measured in the worker
-    wall_s: float = 0.0  # dispatch to result, measured here
-    train_loss: float | None = None
-
-    @classmethod
-    def of(cls, result: Any) -> "RunResult":
-        """Copy the fields of an evaluator's CandidateResult."""
-        return cls(status=result.status, quality=result.quality, breakdown=dict(result.breakdown or {}),
-                   state=result.state, reason=result.reason or "", seconds=float(result.seconds or 0.0),
-                   train_loss=getattr(result, "train_loss", None))
-
-    @classmethod
-    def failed(cls, reason: str, wall_s: float = 0.0) -> "RunResult":
-        return cls(status="failed", reason=reason, wall_s=wall_s)
+def failed(job: Job, reason: str) -> CandidateResult:
+    return CandidateResult(str(job.arch), "failed", reason, None)
 
 
-def _run(runner, arch: str, parent_state, steps: int, seed: int) -> RunResult:
+def _run(runner, job_arch: Architecture, parent_state, steps: int, seed: int) -> CandidateResult:
     try:
-        return RunResult.of(runner.run(Architecture.parse(arch), parent_state, steps, seed))
+        return runner.run(job_arch, parent_state, steps, seed)
     except Exception as exc:  # a runner should not raise, but a bug must not end the campaign
-        return RunResult.failed(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return CandidateResult(str(job_arch), "failed", one_line(exc, with_type=True), None)
 
 
 class WorkerPool:
-    """Evaluates jobs; ``evaluate`` yields ``(job, RunResult)`` as each finishes."""
+    """Evaluates jobs; ``evaluate`` yields ``(job, CandidateResult)`` as each finishes, the
+    result as the evaluator returned it (or failed with the pool's reason: a crash, a
+    timeout). ``make_runner`` builds a runner in this process (the engine prepares the
+    data and backbone with it once, before the workers start)."""
 
     workers = 1
+
+    def __init__(self, make_runner: Callable[[], Any]):
+        self.make_runner = make_runner
 
     def __enter__(self) -> "WorkerPool":
         self.start()
@@ -84,7 +71,7 @@ class WorkerPool:
     def close(self) -> None:
         pass
 
-    def evaluate(self, jobs: list[Job]) -> Iterator[tuple[Job, RunResult]]:
+    def evaluate(self, jobs: list[Job]) -> Iterator[tuple[Job, CandidateResult]]:
         raise NotImplementedError
 
 
@@ -92,7 +79,7 @@ class InlinePool(WorkerPool):
     """The same interface in this process, one job after another (no timeout)."""
 
     def __init__(self, make_runner: Callable[[], Any]):
-        self.make_runner = make_runner
+        super().__init__(make_runner)
         self.runner = None
 
     def start(self) -> None:
@@ -102,8 +89,8 @@ class InlinePool(WorkerPool):
     def evaluate(self, jobs):
         for job in jobs:
             t0 = time.perf_counter()
-            result = _run(self.runner, str(job.arch), job.parent_state, job.steps, job.seed)
-            result.wall_s = time.perf_counter() - t0
+            result = _run(self.runner, job.arch, job.parent_state, job.steps, job.seed)
+            job.wall_s = time.perf_counter() - t0
             yield job, result
 
 
@@ -142,7 +129,8 @@ class _Actor:
 class RayPool(WorkerPool):
     def __init__(self, make_runner: Callable[[], Any], workers: int = 2, address: str | None = None,
                  timeout_s: float = 1800.0, retries: int = 2, max_restarts: int = 2, cpus_per_worker: float = 1.0):
-        self.make_runner, self.workers, self.address = make_runner, workers, address
+        super().__init__(make_runner)
+        self.workers, self.address = workers, address
         self.timeout_s, self.retries, self.max_restarts = timeout_s, retries, max_restarts
         self.cpus_per_worker = cpus_per_worker
         self.actors: list = []
@@ -163,7 +151,7 @@ class RayPool(WorkerPool):
                     ray.init(address="local", num_cpus=max(1, int(self.workers * self.cpus_per_worker)), **kwargs)
             except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
                 where = f"--ray-address / search.ray_address {self.address!r}" if self.address else "a local Ray cluster"
-                raise WorkerError(f"cannot start {where}: {str(exc).splitlines()[0]}") from None
+                raise WorkerError(f"cannot start {where}: {one_line(exc)}") from None
             self._started_ray = True
         self._remote = ray.remote(num_cpus=self.cpus_per_worker, max_restarts=self.max_restarts,
                                   max_task_retries=self.retries)(_Actor)
@@ -203,7 +191,7 @@ class RayPool(WorkerPool):
                     if id(job.parent_state) not in parents:
                         parents[id(job.parent_state)] = ray.put(job.parent_state)
                     ref_state = parents[id(job.parent_state)]
-                ref = self.actors[slot].run.remote(str(job.arch), ref_state, job.steps, job.seed)
+                ref = self.actors[slot].run.remote(job.arch, ref_state, job.steps, job.seed)
                 running[ref] = (job, slot, time.monotonic())
             now = time.monotonic()
             next_deadline = min(t + self.timeout_s for _, _, t in running.values())
@@ -213,10 +201,10 @@ class RayPool(WorkerPool):
                 try:
                     result = ray.get(ref)
                 except RayError as exc:
-                    result = RunResult.failed(f"worker crashed after {self.retries} retries: "
-                                              f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                    result = failed(job, f"worker crashed after {self.retries} retries: "
+                                         f"{one_line(exc, with_type=True)}")
                     self.actors[slot] = self._new_actor()  # a dead actor (restarts spent) is replaced
-                result.wall_s = time.monotonic() - t0
+                job.wall_s = time.monotonic() - t0
                 idle.append(slot)
                 yield job, result
             now = time.monotonic()
@@ -226,5 +214,5 @@ class RayPool(WorkerPool):
                     ray.kill(self.actors[slot], no_restart=True)
                     self.actors[slot] = self._new_actor()
                     idle.append(slot)
-                    yield job, RunResult.failed(f"timed out after {self.timeout_s:g} s (search.timeout_s)",
-                                                now - t0)
+                    job.wall_s = now - t0
+                    yield job, failed(job, f"timed out after {self.timeout_s:g} s (search.timeout_s)")

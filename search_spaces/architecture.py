@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterator, Literal, Mapping
 
-from search_spaces.errors import ArchitectureError
+from core.errors import ArchitectureError
 
 EMPTY = "empty"
 _SLOT_RE = re.compile(r"^(down|mid|up)(\d*)$")

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.errors import ConfigError, one_line
 from search_spaces.architecture import Architecture
-from search_spaces.errors import ConfigError
 from search_spaces.ops import TemporalOp, create_op
 from search_spaces.shapes import OpShape
 
@@ -84,7 +84,7 @@ def build_unet(cfg: BackboneConfig, device: str | torch.device = "cpu"):
         with torch.device(device):
             return UNet2DConditionModel.from_config(config)
     except (TypeError, ValueError, OSError, AttributeError) as exc:
-        raise ConfigError(f"space.backbone: diffusers cannot build this UNet ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"space.backbone: diffusers cannot build this UNet ({one_line(exc)})") from None
 
 
 def slot_modules(unet) -> dict[str, nn.Module]:
@@ -203,7 +203,7 @@ def probe_slot_geometry(unet, frames: int, height: int, width: int, text_tokens:
                  encoder_hidden_states=torch.empty(batch * frames, text_tokens, cfg.cross_attention_dim, device="meta"))
     except RuntimeError as exc:
         raise ConfigError(
-            f"space.video: the backbone cannot take {height}x{width} latents ({str(exc).splitlines()[0]})") from None
+            f"space.video: the backbone cannot take {height}x{width} latents ({one_line(exc)})") from None
     finally:
         for h in hooks:
             h.remove()

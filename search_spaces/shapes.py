@@ -5,7 +5,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from search_spaces.errors import HwnasError
+from core.errors import HwnasError
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 

@@ -13,14 +13,13 @@ from typing import Iterator, Literal, Mapping
 
 import torch
 
+from core.config import parse
+from core.errors import ArchitectureError
 from search_spaces.architecture import Action, Architecture, Layer, slot_order
 from search_spaces.backbones import BackboneConfig, VideoUNet, build_unet, probe_slot_geometry
-from search_spaces.config import parse
-from search_spaces.errors import ArchitectureError
 from search_spaces.ops import list_ops, op_class
 from search_spaces.shapes import OpShape
 
-ALL_OPS = ("conv1d", "conv3d", "self_attn1d", "self_attn3d", "cross_attn1d", "cross_attn3d")
 
 
 def _check_ops(ops, where: str) -> None:
@@ -89,7 +88,7 @@ class SpaceConfig:
     text: TextConfig = field(default_factory=TextConfig)
     batch: int = 1
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
-    ops: tuple[str, ...] = ALL_OPS
+    ops: tuple[str, ...] = field(default_factory=lambda: tuple(list_ops()))  # default: every registered one
     max_layers: int = 2
     slots: tuple[str, ...] | None = None  # None: every down, mid and up block
     slot_overrides: dict[str, SlotRule] = field(default_factory=dict)

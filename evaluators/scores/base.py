@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from search_spaces.registry import Registry
+from core.registry import Registry
 
 
 @dataclass(frozen=True)

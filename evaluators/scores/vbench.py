@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 
+from core.errors import HwnasError, one_line
 from evaluators.data import latents_to_frames
 from evaluators.flow import euler_sample
 from evaluators.scores.base import Evaluator, Score, register_evaluator
 from evaluators.text import text_encoder
-from search_spaces.errors import HwnasError
 
 # VBench's published normalisation bounds and weights (its scripts/constant.py).
 BOUNDS = {
@@ -135,7 +135,7 @@ def _import_vbench():
         from vbench import VBench
     except ImportError as exc:
         raise VBenchError(f"the vbench evaluator needs the VBench package: pip install 'hwnas[vbench]' "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+                          f"({one_line(exc, with_type=True)})") from None
     return VBench
 
 

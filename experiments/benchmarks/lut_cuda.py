@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine, write  # noqa: E402
 from lut_tiny_cpu import run as run_tiny  # noqa: E402
 
+from core.budgets import Budgets  # noqa: E402
+from core.config import load_yaml, parse  # noqa: E402
 from lookup_tables import LutConfig, build_table  # noqa: E402
 from lookup_tables.prune import prune  # noqa: E402
 from lookup_tables.validate import validate  # noqa: E402
-from search_spaces.budgets import Budgets  # noqa: E402
-from search_spaces.config import load_yaml, parse  # noqa: E402
 from search_spaces.space import SearchSpace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,10 +22,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine, write  # noqa: E402
 
+from core.config import load_yaml  # noqa: E402
 from lookup_tables import GridConfig, LutConfig, build_table  # noqa: E402
 from lookup_tables.grid import backbone_key  # noqa: E402
 from lookup_tables.validate import accuracy, validate  # noqa: E402
-from search_spaces.config import load_yaml  # noqa: E402
 from search_spaces.space import SearchSpace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

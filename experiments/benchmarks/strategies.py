@@ -28,14 +28,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine, write  # noqa: E402
 
+from lookup_tables import build_table  # noqa: E402
 from nas.campaign import Campaign  # noqa: E402
-from nas.cli_search import campaign_points  # noqa: E402
 from nas.config import Experiment  # noqa: E402
-from nas.engine import RunnerSpec, build_engine  # noqa: E402
+from nas.engine import RunnerSpec, Search  # noqa: E402
 from nas.pareto import compute_front  # noqa: E402
 from nas.workers import Job, RayPool  # noqa: E402
 from search_spaces.architecture import Architecture  # noqa: E402
-from lookup_tables import build_table  # noqa: E402
 from search_spaces.space import SearchSpace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,15 +78,15 @@ def main() -> None:
                 name, options = STRATEGIES[label]
                 exp = experiment(args, name, options, seed, lut, workdir)
                 camp = Campaign.create(tmp / f"{label}-{seed}", exp.to_dict())
-                engine = build_engine(camp, exp, progress=False, pool=pool)
+                search = Search(camp, exp, pool=pool)
                 t0 = time.perf_counter()
-                reason = engine.run()
+                reason = search.run()
                 wall = time.perf_counter() - t0
-                points = campaign_points(camp)
+                points = camp.points()
                 budgets = exp.budgets
                 feasible = [p for p in points if not budgets.violations(p.latency_ms, p.memory_bytes)]
                 run = {"strategy": label, "seed": seed, "stop_reason": reason, "wall_s": wall,
-                       "candidates": len(points), "steps_used": engine.steps_used,
+                       "candidates": len(points), "steps_used": search.steps_used,
                        "best_feasible_quality": max((p.quality for p in feasible), default=None),
                        "points": [dataclasses.asdict(p) | {"breakdown": None} for p in points]}
                 result["runs"].append(run)

@@ -15,17 +15,16 @@ from pathlib import Path
 import torch
 import yaml
 
-from search_spaces.architecture import Architecture
-from search_spaces.backbones import slot_modules
-from search_spaces.cost import FusedAttention, count_flops
-from search_spaces.errors import UnknownNameError
-from search_spaces.ops import op_class
-from search_spaces.shapes import OpShape
-from search_spaces.space import SearchSpace
-
+from core.errors import UnknownNameError
 from lookup_tables.errors import LutError
 from lookup_tables.memory import TrackerMeter
 from lookup_tables.profilers.base import Measurement, Profiler, register_profiler
+from search_spaces.architecture import Architecture
+from search_spaces.backbones import slot_modules
+from search_spaces.cost import FusedAttention, count_flops
+from search_spaces.ops import op_class
+from search_spaces.shapes import OpShape
+from search_spaces.space import SearchSpace
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "device_specs"
 _REQUIRED = ("name", "description", "peak_flops", "memory_bandwidth_bytes_per_s", "memory_bytes",

@@ -8,17 +8,16 @@ gives status ``oom``, anything else that breaks one subject gives ``error`` with
 from __future__ import annotations
 
 import platform
-from importlib import metadata
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from importlib import metadata
 
+from core.registry import Registry
+from lookup_tables.config import LutConfig
 from search_spaces.architecture import Architecture
-from search_spaces.registry import Registry
 from search_spaces.shapes import OpShape
 from search_spaces.space import SearchSpace
-
-from lookup_tables.config import LutConfig
 
 PROFILERS: Registry[type["Profiler"]] = Registry("profiler backend", "lookup_tables.profilers")
 register_profiler = PROFILERS.register

@@ -19,15 +19,14 @@ from pathlib import Path
 
 import torch
 
+from core.errors import one_line
+from lookup_tables.config import COREML_UNITS as COMPUTE_UNITS
+from lookup_tables.errors import LutError
+from lookup_tables.profilers.base import Measurement, Profiler, register_profiler
 from search_spaces.architecture import Architecture
 from search_spaces.ops import create_op
 from search_spaces.shapes import OpShape
 from search_spaces.space import SearchSpace
-
-from lookup_tables.errors import LutError
-from lookup_tables.profilers.base import Measurement, Profiler, register_profiler
-
-from lookup_tables.config import COREML_UNITS as COMPUTE_UNITS
 
 
 def convert(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: str | Path):
@@ -108,12 +107,12 @@ class CoreMLProfiler(Profiler):
             times = time_mlmodel(self._dir / f"{name}.mlpackage", self.compute_unit, self.config.warmup,
                                  self.config.repeats)
         except Exception as exc:  # a conversion failure is one row's error, not the build's
-            return Measurement(status="error", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300])
+            return Measurement(status="error", reason=f"{one_line(exc, with_type=True)}"[:300])
         return Measurement(latency_ms=statistics.median(times), latency_p10_ms=percentile(times, 0.1),
                            latency_p90_ms=percentile(times, 0.9), repeats=len(times))
 
     def measure_op(self, shape: OpShape) -> Measurement:
-        from lookup_tables.bundle import analytic_memory
+        from lookup_tables.memory import analytic_memory
 
         m = self._measure(*op_subject(shape, self.op_options), name=shape.key.replace("|", "_"))
         return analytic_memory(m, shape)

@@ -17,15 +17,15 @@ from typing import Callable
 
 import torch
 
+from core.errors import one_line
+from lookup_tables.errors import LutError
+from lookup_tables.memory import meter_for
+from lookup_tables.profilers.base import Measurement, Profiler, cpu_model, register_profiler
 from search_spaces.architecture import Architecture
 from search_spaces.backbones import build_unet, slot_modules
 from search_spaces.ops import create_op, op_class
 from search_spaces.shapes import DTYPE_BYTES, OpShape
 from search_spaces.space import SearchSpace
-
-from lookup_tables.errors import LutError
-from lookup_tables.memory import meter_for
-from lookup_tables.profilers.base import Measurement, Profiler, cpu_model, register_profiler
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -144,7 +144,7 @@ class TorchProfiler(Profiler):
                 times = self._time(lambda: module(*inputs))
         except Exception as exc:  # one subject failing must not end the build
             status = "oom" if is_oom(exc) else "error"
-            return Measurement(status=status, reason=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300])
+            return Measurement(status=status, reason=f"{one_line(exc, with_type=True)}"[:300])
         finally:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()

@@ -9,13 +9,16 @@ candidates the killed one would have.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from core.budgets import Budgets
+from core.config import parse
+from core.registry import Registry
+from evaluators.runner import CandidateResult
 from search_spaces.architecture import Architecture
-from search_spaces.budgets import Budgets
-from search_spaces.config import parse
-from search_spaces.registry import Registry
 from search_spaces.space import SearchSpace
 
 STRATEGIES: Registry[type["Strategy"]] = Registry("strategy", "nas.strategies")
@@ -60,16 +63,40 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A finished candidate: ``ok`` with its quality (higher is better), or failed with a reason."""
+    """A finished candidate: the evaluator's result as the worker returned it, plus the
+    cost the lookup table predicts for its architecture."""
 
     candidate: Candidate
-    ok: bool
-    quality: float | None
-    latency_ms: float
-    memory_bytes: float
-    reason: str = ""
-    breakdown: dict = field(default_factory=dict)
-    seconds: float = 0.0
+    result: CandidateResult
+    cost: Cost
+
+    @property
+    def ok(self) -> bool:
+        return self.result.status == "ok"
+
+    @property
+    def quality(self) -> float | None:
+        return self.result.quality
+
+    @property
+    def latency_ms(self) -> float:
+        return self.cost.latency_ms
+
+    @property
+    def memory_bytes(self) -> float:
+        return self.cost.memory_bytes
+
+    @property
+    def reason(self) -> str:
+        return self.result.reason or ""
+
+    @property
+    def breakdown(self) -> dict:
+        return self.result.breakdown
+
+    @property
+    def seconds(self) -> float:
+        return self.result.seconds
 
 
 @dataclass
@@ -130,6 +157,26 @@ class Strategy:
         """The final answer: by default the best-quality evaluated architecture within budgets."""
         fitting = [o for o in outcomes if o.ok and state.fits(o.candidate.arch)]
         return max(fitting, key=lambda o: o.quality).candidate.arch if fitting else None
+
+    def simulate(self, state: SearchState, max_rounds: int) -> list[list[Candidate]]:
+        """The proposals this strategy would make from here if every added layer raised
+        quality by one (the longest path an additive search can take), without training:
+        the dry run's plan. Runs on a copy; this strategy is unchanged."""
+        sim, steps_left, rounds = copy.deepcopy(self), state.steps_left, []
+        for _ in range(max_rounds):
+            batch = sim.propose(dataclasses.replace(state, steps_left=steps_left))
+            if not batch:
+                break
+            rounds.append(batch)
+            if steps_left is not None:
+                steps_left -= sum(c.steps for c in batch)
+            sim.update([Outcome(c, CandidateResult(str(c.arch), "ok", None, float(sum(l.count for _, l in c.arch.items()))),
+                                state.predict(c.arch)) for c in batch])
+        return rounds
+
+    def last_decision(self) -> dict | None:
+        """What the last update decided, for the round's event (None: nothing to report)."""
+        return None
 
     def weight_keys(self) -> set[str]:
         """Stored weights later proposals may start from (the engine may drop the rest)."""

@@ -1,8 +1,8 @@
 """``optuna``: any Optuna sampler (NSGA-II, TPE, ...) over an encoding of the architecture,
 with the budgets as constraints, at the same training budget as the other strategies.
 
-Encoding: one categorical per slot over its states (``none``, ``conv1d:1``, ...), so every
-proposal is a valid architecture of the space. Objectives: quality ↑, latency ↓,
+Encoding: the campaign's trial codec (``nas.trials``: one categorical per slot over its
+states), so every proposal is a valid architecture of the space. Objectives: quality ↑, latency ↓,
 memory ↓; constraints ``[latency − budget, memory − budget]`` (feasible when ≤ 0).
 To keep ``propose`` a pure function of the state, the sampler's study is rebuilt
 in memory from the strategy's history at each proposal, with a sampler seeded from
@@ -14,15 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 import optuna
-from optuna.distributions import CategoricalDistribution
 from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import TrialState, create_trial
 
+from core.errors import ConfigError
 from nas.strategies.base import Candidate, Outcome, SearchState, Strategy, register_strategy
-from search_spaces.architecture import Architecture, Layer
-from search_spaces.errors import ConfigError
+from nas.trials import DIRECTIONS, decode, distributions
 
-NONE = "none"
 SAMPLERS = {"nsga2": optuna.samplers.NSGAIISampler, "tpe": optuna.samplers.TPESampler,
             "random": optuna.samplers.RandomSampler, "qmc": optuna.samplers.QMCSampler}
 # Defaults sized for campaigns of tens of candidates (Optuna's own are for hundreds).
@@ -44,20 +42,6 @@ class OptunaOptions:
             raise ValueError("batch and max_asks must be at least 1")
 
 
-def encoding(space) -> dict[str, CategoricalDistribution]:
-    return {s.name: CategoricalDistribution([NONE] + [f"{l.op}:{l.count}" for l in space.slot_states(s)[1:]])
-            for s in space.slots}
-
-
-def decode(params: Mapping[str, str]) -> Architecture:
-    layers = {}
-    for slot, state in params.items():
-        if state != NONE:
-            op, count = state.split(":")
-            layers[slot] = Layer(op, int(count))
-    return Architecture(layers)
-
-
 @register_strategy("optuna")
 class OptunaSearch(Strategy):
     Options = OptunaOptions
@@ -75,7 +59,7 @@ class OptunaSearch(Strategy):
 
     def _study(self, dists) -> optuna.Study:
         sampler = SAMPLERS[self.options.sampler](seed=self.seed * 7919 + len(self.history), **self.sampler_kwargs)
-        study = optuna.create_study(directions=["maximize", "minimize", "minimize"], sampler=sampler)
+        study = optuna.create_study(directions=DIRECTIONS, sampler=sampler)
         for h in self.history:
             study.add_trial(create_trial(
                 params=h["params"], distributions=dists,
@@ -92,7 +76,7 @@ class OptunaSearch(Strategy):
             self._finish("training budget spent")
             return []
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        dists = encoding(state.space)
+        dists = distributions(state.space)
         study = self._study(dists)
         seen = {h["arch"] for h in self.history}
         out, self.pending = [], {}

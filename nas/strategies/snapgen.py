@@ -203,6 +203,9 @@ class SnapgenSearch(Strategy):
     def answer(self, state: SearchState, outcomes: list[Outcome]) -> Architecture | None:
         return self.current if state.fits(self.current) else super().answer(state, outcomes)
 
+    def last_decision(self) -> dict | None:
+        return self.decisions[-1] if self.decisions else None
+
     def weight_keys(self) -> set[str]:
         return {self.current_weights} if self.current_weights else set()
 

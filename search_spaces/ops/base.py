@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from search_spaces.registry import Registry
+from core.registry import Registry
 from search_spaces.shapes import OpShape
 
 OPS: Registry[type["TemporalOp"]] = Registry("operator", "search_spaces.ops")

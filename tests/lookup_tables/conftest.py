@@ -3,8 +3,8 @@ import os
 
 import pytest
 
+from core.config import load_yaml
 from lookup_tables import LutConfig, build_table
-from search_spaces.config import load_yaml
 from search_spaces.space import SearchSpace
 
 TINY = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "tiny.yaml")

@@ -7,7 +7,6 @@ import torch
 from lookup_tables import LookupTable, LutConfig, create_profiler
 from lookup_tables.bundle import import_results, load_manifest, run_manifest
 from search_spaces.ops import OPS, OpCost, TemporalOp
-
 from tests.lookup_tables.conftest import tiny_space_dict, write_experiment
 
 

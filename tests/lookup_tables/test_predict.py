@@ -7,7 +7,6 @@ from lookup_tables import LookupTable, MissingEntryError
 from lookup_tables.grid import backbone_key
 from search_spaces.architecture import Architecture, Layer
 from search_spaces.space import SearchSpace
-
 from tests.lookup_tables.conftest import tiny_space_dict
 
 

@@ -75,8 +75,8 @@ def test_cuda_oom_is_recognised_and_missing_cuda_is_a_clear_error():
 
 
 def test_analytic_spec_cites_sources_and_unknown_spec_is_named():
+    from core.errors import UnknownNameError
     from lookup_tables.profilers.analytic import list_specs, load_spec
-    from search_spaces.errors import UnknownNameError
 
     assert {"a100", "h100", "iphone16_pro_max_ane", "cpu"} <= set(list_specs())
     for name in list_specs():

@@ -1,11 +1,10 @@
 """The coarse search: states that cannot fit are pruned, with the reason."""
 import json
 
+from core.budgets import Budgets
 from lookup_tables import LookupTable, Measurement
 from lookup_tables.prune import prune
 from search_spaces.architecture import Architecture, Layer
-from search_spaces.budgets import Budgets
-
 from tests.lookup_tables.conftest import tiny_space_dict, write_experiment
 
 
@@ -69,10 +68,9 @@ def test_space_show_lists_pruned_states(tiny_table_path, tmp_path, tiny_space, h
 def test_snapgen_v_is_priced_analytically_and_pruned_by_its_memory_budget(tmp_path):
     import time
 
+    from core.config import load_yaml, parse
     from lookup_tables import LutConfig, build_table
-    from search_spaces.config import load_yaml, parse
     from search_spaces.space import SearchSpace
-
     from tests.lookup_tables.conftest import TINY
 
     data = load_yaml(TINY.replace("tiny.yaml", "snapgen_v.yaml"))

@@ -11,7 +11,6 @@ import pytest
 from lookup_tables import DeviceMismatchError, LookupTable, LutConfig, TableFileError, build_table
 from lookup_tables.grid import backbone_key
 from lookup_tables.table import sidecar_path
-
 from tests.lookup_tables.conftest import FAST, tiny_space_dict, write_experiment
 
 

@@ -4,7 +4,6 @@ import json
 import pytest
 
 from lookup_tables.validate import accuracy, sample_architectures
-
 from tests.lookup_tables.conftest import tiny_space_dict, write_experiment
 
 

@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.budgets import Budgets
+from core.config import load_yaml
+from evaluators.runner import CandidateResult
 from nas.strategies import Cost, Outcome, SearchState
-from search_spaces.budgets import Budgets
-from search_spaces.config import load_yaml
 from search_spaces.ops.base import op_class
 from search_spaces.space import SearchSpace, SpaceConfig
 
@@ -41,6 +42,13 @@ def analytic_cost(space, arch) -> Cost:
         latency += layer.count * c.flops / 2e6  # 2 GFLOP/s
         memory += layer.count * (4 * c.params + c.activation_bytes)
     return Cost(latency, memory)
+
+
+def outcome(candidate, quality: float | None, cost: Cost, reason: str = "") -> Outcome:
+    """What the engine hands a strategy: the evaluator's result (failed when quality is None)
+    and the predicted cost."""
+    status = "ok" if quality is not None else "failed"
+    return Outcome(candidate, CandidateResult(str(candidate.arch), status, reason or None, quality), cost)
 
 
 def synthetic_quality(arch, seed: int) -> float:
@@ -67,7 +75,7 @@ class World:
         for c in candidates:
             self.proposed.append(c)
             cost = analytic_cost(self.space, c.arch)
-            out.append(Outcome(c, True, synthetic_quality(c.arch, c.seed), cost.latency_ms, cost.memory_bytes))
+            out.append(outcome(c, synthetic_quality(c.arch, c.seed), cost))
         return out
 
     def drive(self, strategy, max_rounds=30, max_train_steps=3000) -> list[Outcome]:

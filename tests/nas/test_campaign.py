@@ -10,13 +10,13 @@ import time
 import optuna
 import pytest
 import torch
-from tests.nas.conftest import HWNAS, actor_pids, hwnas, small_config
 
 from nas.campaign import Campaign
 from nas.config import Experiment
 from nas.engine import RunnerSpec
 from nas.workers import Job, RayPool
 from search_spaces.architecture import Architecture
+from tests.nas.conftest import HWNAS, actor_pids, hwnas, small_config
 
 # From empty: round 0 trains the reference and the 4 additions, round 1 the reference and the
 # 2 additions at the other slot, then no unvisited addition is left (converged).
@@ -132,8 +132,8 @@ def test_ray_pool_timeout_replaces_the_worker_and_records_the_reason(tmp_path, t
     pool = RayPool(RunnerSpec(exp, str(work)), workers=1, timeout_s=300)
     with pool:  # a local cluster, started and stopped by the pool
         quick = Job("a", Architecture(), 2, 0)
-        (_, first), = list(pool.evaluate([quick]))
-        assert first.status == "ok" and first.wall_s >= first.seconds > 0
+        (job, first), = list(pool.evaluate([quick]))
+        assert first.status == "ok" and job.wall_s >= first.seconds > 0
         pool.timeout_s = 2.0
         (_, slow), = list(pool.evaluate([Job("b", Architecture.parse("mid:self_attn1d:1"), 100_000, 0)]))
         assert slow.status == "failed" and "timed out after 2 s" in slow.reason
@@ -152,6 +152,6 @@ def test_inline_pool_runs_the_same_interface_in_process(tmp_path, tiny_config_pa
         jobs = [Job("a", Architecture(), 2, 0), Job("b", Architecture.parse("down0:conv1d:1"), 2, 0)]
         results = list(pool.evaluate(jobs))
         assert [j.key for j, _ in results] == ["a", "b"]
-        assert all(r.status == "ok" and r.wall_s >= r.seconds > 0 for _, r in results)
+        assert all(r.status == "ok" and j.wall_s >= r.seconds > 0 for j, r in results)
         (_, bad), = list(pool.evaluate([Job("c", Architecture.parse("up0:conv1d:1"), 2, 0)]))
         assert bad.status == "failed" and "up0" in bad.reason  # a slot the space lacks: failed, not raised

@@ -5,10 +5,10 @@ import json
 
 import pytest
 import yaml
-from tests.nas.conftest import hwnas, small_config
 
 from nas.campaign import Campaign
 from nas.config import Experiment
+from tests.nas.conftest import hwnas, small_config
 
 
 def _one_line_error(proc, *needles):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from optuna._hypervolume import compute_hypervolume
 
+from core.budgets import Budgets
 from nas.pareto import Point, compute_front, dominates, hypervolume, pareto_front, reference_point
-from search_spaces.budgets import Budgets
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 40])

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from core.errors import ConfigError, UnknownNameError
 from nas.strategies import STRATEGIES, create_strategy
-from search_spaces.errors import ConfigError, UnknownNameError
 
 STEPS = 100
 OPTIONS = {"snapgen": [{}, {"combine": "normalized"}, {"train_steps": 50}],

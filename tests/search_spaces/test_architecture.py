@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.errors import ArchitectureError
 from search_spaces.architecture import Action, Architecture, Layer
-from search_spaces.errors import ArchitectureError
 
 SLOTS = ["down0", "down1", "down2", "down10", "mid", "up0", "up1", "up3"]
 OPS = ["conv1d", "conv3d", "self_attn1d", "self_attn3d", "cross_attn1d", "cross_attn3d"]

@@ -122,7 +122,7 @@ def test_cross_attention_requires_context():
 
 
 def test_unknown_operator_is_a_typed_error():
-    from search_spaces.errors import UnknownNameError
+    from core.errors import UnknownNameError
 
     with pytest.raises(UnknownNameError, match="unknown operator 'conv9d'; allowed: conv1d"):
         create_op("conv9d", OpShape("conv9d", **SHAPE))

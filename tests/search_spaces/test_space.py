@@ -4,10 +4,10 @@ import random
 
 import pytest
 
+from core.budgets import Budgets, VideoLatency
+from core.config import parse, to_dict
+from core.errors import ArchitectureError, ConfigError
 from search_spaces.architecture import Action, Architecture, Layer
-from search_spaces.budgets import Budgets, VideoLatency
-from search_spaces.config import parse, to_dict
-from search_spaces.errors import ArchitectureError, ConfigError
 from search_spaces.space import SearchSpace, SpaceConfig
 
 TINY = {"backbone": {"preset": "tiny"}, "video": {"frames": 8, "height": 16, "width": 16},

@@ -1,7 +1,7 @@
 """``hwnas space show``: slots, shapes, allowed operators and the size of a search space."""
 from __future__ import annotations
 
-from nas.cli_common import emit_json, load_space
+from nas.cli.common import emit_json, load_space
 
 
 def register(sub) -> None:
@@ -18,7 +18,7 @@ def _pruning(args, space) -> dict | None:
         return None
     from lookup_tables import LookupTable
     from lookup_tables.prune import prune
-    from nas.cli_common import load_experiment
+    from nas.cli.common import load_experiment
 
     return prune(space, LookupTable.load(args.lut), load_experiment(args.config).budgets).as_dict()
 

@@ -15,8 +15,8 @@ import dataclasses
 import math
 import sys
 
-from nas.cli_common import CliError, emit_json, load_experiment
-from search_spaces.config import ConfigError, load_yaml, parse
+from core.config import ConfigError, load_yaml, parse
+from nas.cli.common import CliError, emit_json, load_experiment
 
 
 def register(sub) -> None:
@@ -190,13 +190,13 @@ def run_predict(args) -> int:
 
 def run_validate(args) -> int:
     from lookup_tables import LookupTable
-    from lookup_tables.validate import validate
+    from lookup_tables.validate import table_protocol, validate
 
     if args.samples < 1:
         raise CliError("--samples must be at least 1")
     table = LookupTable.load(args.lut)
     exp = load_experiment(args.config)
-    cfg = _table_protocol(table, exp, args)
+    cfg = table_protocol(table, exp.lut, args.repeats, args.warmup)
     report = validate(table, _space(exp), cfg, samples=args.samples, seed=args.seed, statistic=args.statistic,
                       progress=None if args.json else lambda i, a: print(f"[{i + 1}/{args.samples}] {a}",
                                                                           file=sys.stderr))
@@ -216,21 +216,6 @@ def run_validate(args) -> int:
     for c in report["failed"]:
         print(f"not measured: {c['arch']}: {c['status']} {c['reason']}")
     return 0
-
-
-def _table_protocol(table, exp, args):
-    """Validation measures with the table's own protocol (device, threads, repeats)."""
-    fp, proto = table.fingerprint, table.meta.get("protocol", {})
-    changes = {"backend": fp.get("backend", exp.lut.backend), "device": fp.get("device", exp.lut.device),
-               "threads": fp.get("threads", exp.lut.threads), "clock": fp.get("clock", exp.lut.clock)}
-    for k in ("repeats", "warmup"):
-        v = getattr(args, k) if getattr(args, k) is not None else proto.get(k)
-        if v is not None:
-            changes[k] = v
-    try:
-        return dataclasses.replace(exp.lut, **changes)
-    except ValueError as exc:
-        raise ConfigError(f"lut: {exc}") from None
 
 
 def run_needs(args) -> int:

@@ -16,7 +16,7 @@ from typing import Any, Literal, Mapping, TypeVar, Union
 
 import yaml
 
-from search_spaces.errors import ConfigError
+from core.errors import ConfigError, one_line
 
 T = TypeVar("T")
 
@@ -28,7 +28,7 @@ def load_yaml(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"{path}: not valid YAML ({one_line(exc)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: an experiment config must be a mapping of sections")
     return data

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from nas.cli_common import CliError, emit_json
+from core.errors import one_line
+from nas.cli.common import CliError, emit_json
 from search_spaces.cost import model_cost
 
 FRAMES_FIRST_5D = {"UNetSpatioTemporalConditionModel"}  # (B, F, C, H, W)
@@ -75,7 +76,7 @@ def _diffusers_model(name: str, config: dict):
         with torch.device("meta"):
             return cls.from_config(config) if config else cls()
     except (TypeError, ValueError) as exc:
-        raise CliError(f"{name} cannot be built from this config: {str(exc).splitlines()[0]}") from None
+        raise CliError(f"{name} cannot be built from this config: {one_line(exc)}") from None
 
 
 def _default_input(name: str, model, cls_name: str, frames: int):
@@ -128,7 +129,7 @@ def run(args) -> int:
         kwargs = _forward_inputs(model, cls_name, shapes, args.frames)
         label = args.model
     else:
-        from nas.cli_common import load_experiment
+        from nas.cli.common import load_experiment
         from search_spaces.backbones import build_unet
         from search_spaces.space import SearchSpace
 
@@ -147,7 +148,7 @@ def run(args) -> int:
     try:
         cost = model_cost(model, **kwargs)
     except (RuntimeError, ValueError, IndexError) as exc:
-        raise CliError(f"forward of {label} failed with these inputs: {str(exc).splitlines()[0]}") from None
+        raise CliError(f"forward of {label} failed with these inputs: {one_line(exc)}") from None
     if args.json:
         emit_json(cost.as_dict())
     else:

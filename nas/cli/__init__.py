@@ -1,6 +1,8 @@
 """``hwnas``: the command line (its names and --json fields are the contract of DESIGN.md).
 
-Subcommands live beside this file, one module per group, each with ``register(sub)``.
+Subcommands live beside this file, one module per command group, each with
+``register(sub)``; they parse arguments and print, and everything they do is a library
+call a user or a benchmark can make too.
 Bad input exits with code 2 and one line on stderr; ``--json`` prints one JSON document.
 """
 from __future__ import annotations
@@ -8,11 +10,11 @@ from __future__ import annotations
 import os
 import sys
 
-from nas import cli_cost, cli_eval, cli_lut, cli_search, cli_space
-from nas.cli_common import Parser
-from search_spaces.errors import HwnasError
+from core.errors import HwnasError, one_line
+from nas.cli import cost, data, evaluate, lut, pareto, search, space
+from nas.cli.common import Parser
 
-GROUPS = (cli_space, cli_cost, cli_lut, cli_eval, cli_search)
+GROUPS = (space, cost, lut, data, evaluate, search, pareto)
 
 
 def build_parser() -> Parser:
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except HwnasError as exc:
-        print(f"hwnas: error: {exc}", file=sys.stderr)
+        print(f"hwnas: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `hwnas ... | head`
         sys.stderr.close()

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from search_spaces.errors import HwnasError
+from core.errors import HwnasError
 
 
 class CliError(HwnasError):
@@ -36,3 +36,15 @@ def load_space(path: str):
     from search_spaces.space import SearchSpace
 
     return SearchSpace(load_experiment(path).space)
+
+
+class PretrainProgress:
+    """``progress(step, total, loss)`` of the backbone's pre-training as a task of ``shown``."""
+
+    def __init__(self, shown):
+        self.shown, self.task = shown, None
+
+    def __call__(self, step: int, total: int, loss: float) -> None:
+        if self.task is None:
+            self.task = self.shown.task("backbone pre-training (once, cached)", total=total)
+        self.task.update(completed=step, description=f"backbone pre-training, loss {loss:.4f}")

@@ -23,3 +23,13 @@ class UnknownNameError(HwnasError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+def one_line(exc: BaseException, with_type: bool = False) -> str:
+    """The first line of an exception's message (third-party errors span many lines), or
+    its type when it has none; ``with_type`` prefixes the type (``TypeError: ...``)."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    if with_type:
+        return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return first or type(exc).__name__

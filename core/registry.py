@@ -10,7 +10,7 @@ import importlib
 import pkgutil
 from typing import Callable, Generic, Iterable, TypeVar
 
-from search_spaces.errors import UnknownNameError
+from core.errors import UnknownNameError
 
 T = TypeVar("T")
 

@@ -1,0 +1,129 @@
+"""Algorithm A1's decision rule (SnapGen-V App. A) on hand-made outcomes: each branch,
+ties, ΔLat ≈ 0, the minimum gain. The strategy proposes on the real tiny space; the
+outcomes' qualities and costs are chosen here so the right answer is known."""
+from __future__ import annotations
+
+import pytest
+
+from core.budgets import Budgets
+from nas.strategies import Cost, SearchState, create_strategy
+from nas.strategies.snapgen import _ranks, ratio
+from search_spaces.architecture import Action, Architecture
+from tests.nas.conftest import outcome
+
+BASE_MS, BASE_BYTES = 10.0, 1_000_000.0
+LAYER_MS = {"conv1d": 1.0, "self_attn1d": 2.0, "cross_attn1d": 4.0}
+
+
+def cost(arch: Architecture) -> Cost:
+    ms = BASE_MS + sum(LAYER_MS[l.op] * l.count for _, l in arch.items())
+    return Cost(ms, BASE_BYTES + 1000.0 * sum(l.count for _, l in arch.items()))  # 1000 B per layer
+
+
+def state(space, latency_ms=None, memory_mib=None) -> SearchState:
+    return SearchState(space, cost, Budgets(latency_ms=latency_ms, memory_mib=memory_mib))
+
+
+def decide(space, st, start: str, gains: dict[str, float], **options):
+    """One evolution step from ``start``: children gain ``gains[action]`` (default 0) over
+    the reference; returns the strategy, its notes and the chosen action."""
+    s = create_strategy("snapgen", {"start": start, **options}, seed=0, steps=10)
+    batch = s.propose(st)
+    ref_q = 0.5
+    outs = [outcome(c, ref_q + (gains.get(c.action, 0.0) if c.role == "child" else 0.0), cost(c.arch))
+            for c in batch]
+    notes = s.update(outs)
+    chosen = [c.action for c in batch if notes.get(c.id, {}).get("chosen")]
+    return s, notes, (chosen[0] if chosen else None), batch
+
+
+def test_ratio_signs_and_clamp():
+    assert ratio(0.2, 2.0, 1e-3, "add") == pytest.approx(0.1)
+    assert ratio(-0.2, -2.0, 1e-3, "remove") == pytest.approx(0.1)  # a removal loses quality, saves cost
+    assert ratio(0.2, 0.0, 0.01, "add") == pytest.approx(20.0)  # clamped to +epsilon for an addition
+    assert ratio(-0.2, 0.0, 0.01, "remove") == pytest.approx(20.0)  # -epsilon for a removal
+
+
+def test_ranks_share_ties_and_order():
+    assert _ranks([3.0]) == [1.0]
+    assert _ranks([1.0, 3.0, 2.0]) == [0.0, 1.0, 0.5]
+    assert _ranks([1.0, 1.0, 2.0]) == [0.25, 0.25, 1.0]
+
+
+def test_add_branch_picks_best_gain_per_cost(tiny_space):
+    # conv1d at mid: +0.02 for 1 ms and 1000 B; cross_attn1d at mid: +0.01 for 4 ms and 1000 B
+    _, notes, chosen, _ = decide(tiny_space, state(tiny_space, latency_ms=100.0), "empty",
+                                 {"+conv1d@mid": 0.02, "+cross_attn1d@mid": 0.01})
+    assert chosen == "+conv1d@mid"
+    assert notes["r0.a3"]["delta_latency_ms"] == pytest.approx(1.0)
+
+
+def test_add_branch_ignores_additions_that_break_a_budget(tiny_space):
+    # 12.5 ms leaves room for conv (1 ms) and self-attention (2 ms) but not cross-attention (4 ms)
+    _, notes, chosen, batch = decide(tiny_space, state(tiny_space, latency_ms=12.5), "empty",
+                                     {"+cross_attn1d@down0": 1.0, "+self_attn1d@mid": 0.01})
+    assert "+cross_attn1d@down0" not in {c.action for c in batch}  # eligible-only evaluation
+    assert chosen == "+self_attn1d@mid"
+
+
+def test_add_branch_min_gain_and_convergence(tiny_space):
+    s, _, chosen, _ = decide(tiny_space, state(tiny_space, latency_ms=100.0), "empty",
+                             {"+conv1d@mid": 0.004}, min_gain=0.005)
+    assert chosen is None and s.done and "converged" in s.stop_reason
+
+
+def test_latency_branch_removes_least_quality_per_ms(tiny_space):
+    # over budget (10 + 1 + 2 = 13 > 12): remove conv (-0.01 per 1 ms) or attention (-0.01 per 2 ms)
+    st = state(tiny_space, latency_ms=12.0)
+    s, notes, chosen, batch = decide(tiny_space, st, "mid:conv1d:1,up1:self_attn1d:1",
+                                     {"-conv1d@mid": -0.01, "-self_attn1d@up1": -0.01})
+    assert {Action.parse(c.action).kind for c in batch if c.role == "child"} == {"remove"}
+    assert s.branch == "latency"
+    assert chosen == "-self_attn1d@up1"  # half the quality lost per ms saved
+
+
+def test_memory_branch_when_latency_fits(tiny_space):
+    st = state(tiny_space, latency_ms=100.0, memory_mib=(BASE_BYTES + 1500.0) / 2**20)
+    s, _, chosen, _ = decide(tiny_space, st, "mid:conv1d:1,up1:self_attn1d:1",
+                             {"-conv1d@mid": -0.02, "-self_attn1d@up1": -0.01})
+    assert s.branch == "memory" and chosen == "-self_attn1d@up1"  # same memory saved, less quality lost
+
+
+def test_rank_combination_tie_breaks_on_delta_quality(tiny_space):
+    # conv wins ΔQ/ΔLat (0.02/ms vs 0.015/ms), attention ΔQ/ΔMem (same bytes, more gain):
+    # equal mean ranks, so the larger ΔQ decides
+    _, _, chosen, _ = decide(tiny_space, state(tiny_space, latency_ms=100.0), "empty",
+                             {"+conv1d@mid": 0.02, "+self_attn1d@mid": 0.03})
+    assert chosen == "+self_attn1d@mid"
+    _, _, chosen, _ = decide(tiny_space, state(tiny_space, latency_ms=100.0), "empty",
+                             {"+conv1d@mid": 0.02, "+self_attn1d@mid": 0.03}, latency_weight=0.9)
+    assert chosen == "+conv1d@mid"
+
+
+def test_ties_break_on_delta_quality(tiny_space):
+    # two conv additions at the same cost: equal cost, the larger gain wins
+    _, _, chosen, _ = decide(tiny_space, state(tiny_space, latency_ms=100.0), "empty",
+                             {"+conv1d@down0": 0.01, "+conv1d@up1": 0.02}, combine="latency")
+    assert chosen == "+conv1d@up1"
+
+
+def test_zero_delta_latency_skip_leaves_the_action_out(tiny_space, monkeypatch):
+    free = {"conv1d": 0.0, "self_attn1d": 2.0, "cross_attn1d": 4.0}
+    monkeypatch.setattr(f"{__name__}.LAYER_MS", free)
+    gains = {"+conv1d@mid": 0.001, "+self_attn1d@mid": 0.01}
+    _, _, clamp, _ = decide(tiny_space, state(tiny_space, latency_ms=100.0), "empty", gains, combine="latency")
+    _, _, skip, _ = decide(tiny_space, state(tiny_space, latency_ms=100.0), "empty", gains, combine="latency",
+                           zero_delta="skip")
+    assert clamp == "+conv1d@mid"  # 0.001 / epsilon beats 0.01 / 2 ms
+    assert skip == "+self_attn1d@mid"
+
+
+def test_simulate_plans_without_changing_the_strategy(tiny_space):
+    s = create_strategy("snapgen", {}, seed=0, steps=10)
+    before = s.state_dict()
+    rounds = s.simulate(state(tiny_space, latency_ms=12.5), max_rounds=20)
+    assert s.state_dict() == before
+    assert len(rounds) >= 2 and all(b[0].role == "reference" for b in rounds)
+    # it adds until nothing fits: 12.5 ms fits 2.5 ms of layers
+    final = rounds[-1][0].arch
+    assert cost(final).latency_ms <= 12.5
