@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import torch
 
 from core.errors import HwnasError
+from core.io import atomic_torch
 from evaluators.config import PretrainConfig, TrainConfig
 from evaluators.data import LatentDataset
 from evaluators.flow import flow_loss, logit_normal_t
@@ -37,9 +39,15 @@ def _schedule(opt, pretrain: PretrainConfig):
 
 
 def pretrain_spatial(unet, data: LatentDataset, pretrain: PretrainConfig, train: TrainConfig,
-                     seed: int = 0, device: str | torch.device = "cpu", progress=None) -> dict[str, float]:
+                     seed: int = 0, device: str | torch.device = "cpu", progress=None,
+                     checkpoint: str | Path | None = None, checkpoint_every: int = 25) -> dict[str, float]:
     """Train the 2D ``unet`` in place by rectified flow on single frames of the train split
-    (each frame conditioned on its clip's caption). Returns the loss at the start and end."""
+    (each frame conditioned on its clip's caption). Returns the loss at the start and end.
+
+    With ``checkpoint``, the state (weights, optimiser, schedule, step) is written there
+    atomically every ``checkpoint_every`` steps and a killed run continues from it; the
+    random draws of the finished steps are replayed (cheap: no forward), so the result is
+    the same as an uninterrupted run's."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     unet.train().requires_grad_(True)
@@ -47,7 +55,13 @@ def pretrain_spatial(unet, data: LatentDataset, pretrain: PretrainConfig, train:
     sched = _schedule(opt, pretrain)
     stream = data.batches("train", min(pretrain.batch, data.count("train")), gen)
     first = last = float("nan")
-    ema = None
+    ema, start = None, 0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        unet.load_state_dict(saved["unet"])
+        opt.load_state_dict(saved["opt"])
+        sched.load_state_dict(saved["sched"])
+        start, first, ema = saved["step"], saved["first"], saved["ema"]
     for step in range(pretrain.steps):
         batch = next(stream)
         b, t = batch.latents.shape[:2]
@@ -56,6 +70,8 @@ def pretrain_spatial(unet, data: LatentDataset, pretrain: PretrainConfig, train:
         text = batch.text.to(device)
         tt = logit_normal_t(x0.shape[0], train.logit_mean, train.logit_std, gen, device)
         noise = torch.randn(x0.shape, generator=gen).to(device)
+        if step < start:  # finished before the kill: its draws replayed, nothing trained
+            continue
         loss = flow_loss(lambda x, ts, c: unet(x, ts, encoder_hidden_states=c).sample, x0, text, tt, noise)
         if not torch.isfinite(loss):
             raise HwnasError(f"spatial pre-training diverged at step {step} (loss {loss.item()}); lower "
@@ -72,5 +88,8 @@ def pretrain_spatial(unet, data: LatentDataset, pretrain: PretrainConfig, train:
         last = ema
         if progress is not None:
             progress(step + 1, pretrain.steps, ema)
+        if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < pretrain.steps:
+            atomic_torch(checkpoint, {"unet": unet.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                                      "step": step + 1, "first": first, "ema": ema})
     unet.eval().requires_grad_(False)
     return {"first_loss": first, "final_loss": last}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from core.errors import one_line
 from core.io import atomic_torch
 from evaluators.config import DataConfig, EvaluatorConfig, TrainConfig
 from evaluators.data import DataError, LatentDataset
@@ -43,11 +44,6 @@ class CandidateResult:
     def to_dict(self) -> dict:
         """Plain data (the weights left out)."""
         return {k: v for k, v in vars(self).items() if k != "state"}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
 
 
 class CandidateRunner:
@@ -87,14 +83,18 @@ class CandidateRunner:
         pre = self.train_config.pretrain
         cache = Path(pre.cache_dir) if pre.cache_dir else self.workdir / "cache"
         path = cache / f"backbone-{cache_key(space.unet_config, data, pre, self.train_config)}.pt"
-        unet = build_unet(backbone, "cpu")
+        with torch.random.fork_rng():  # initial weights from the seed, not from whatever ran before
+            torch.manual_seed(self.seed)
+            unet = build_unet(backbone, "cpu")
         if path.is_file():
             unet.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["unet"])
             self.info.update(backbone=str(path), pretrained="cached")
         else:
             unet.to(self.device)
-            stats = pretrain_spatial(unet, data, pre, self.train_config, self.seed, self.device, progress)
+            partial = path.with_name(path.stem + ".partial.pt")  # a kill loses at most a few steps
+            stats = pretrain_spatial(unet, data, pre, self.train_config, self.seed, self.device, progress, partial)
             atomic_torch(path, {"unet": {k: v.cpu() for k, v in unet.state_dict().items()}, "stats": stats})
+            partial.unlink(missing_ok=True)
             self.info.update(backbone=str(path), pretrained="now", pretrain=stats)
         return unet.to(self.device).eval().requires_grad_(False)
 
@@ -155,11 +155,11 @@ class CandidateRunner:
             return CandidateResult(name, "ok", None, float(score.quality), dict(score.breakdown),
                                    temporal_state(model), stats.loss, stats.steps, time.perf_counter() - start)
         except torch.OutOfMemoryError as exc:
-            reason = f"out of memory: {_one_line(exc)}"
+            reason = f"out of memory: {one_line(exc, with_type=True)[:200]}"
         except (TrainingFailed, DataError) as exc:
             reason = str(exc)
         except Exception as exc:  # noqa: BLE001 - a candidate fails, the process goes on
-            reason = _one_line(exc)
+            reason = one_line(exc, with_type=True)[:200]
         finally:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()

@@ -32,6 +32,7 @@ import optuna
 import torch
 import yaml
 
+from core.budgets import Budgets
 from core.errors import HwnasError, one_line
 from core.io import atomic_json, atomic_text, atomic_torch, sha256_file
 from evaluators.runner import CandidateResult
@@ -44,6 +45,11 @@ STUDY = "hwnas"
 
 class CampaignError(HwnasError):
     """A campaign directory that cannot be used: another config, a corrupt database, ..."""
+
+
+def _table_inputs(config: dict) -> tuple:
+    """What the campaign's own lookup table depends on."""
+    return json.dumps(config.get("space"), sort_keys=True), json.dumps(config.get("lut"), sort_keys=True)
 
 
 def config_hash(config: dict) -> str:
@@ -85,18 +91,24 @@ class Campaign:
         return camp
 
     @classmethod
-    def create(cls, root: str | Path, config: dict) -> "Campaign":
-        """Create the directory for ``config``, or reopen it if it holds the same config."""
+    def create(cls, root: str | Path, config: dict, restart: bool = False) -> "Campaign":
+        """Create the directory for ``config``, or reopen it if it holds the same config. A
+        campaign of another config that never finished a candidate (e.g. its budgets could not
+        be met) is replaced, so an edited config just runs; one with finished candidates only
+        with ``restart`` (their trials are discarded)."""
         camp = cls(root)
         digest = config_hash(config)
         if (camp.root / "campaign.json").exists():
-            if camp.meta.get("config_sha256") != digest:
+            if camp.meta.get("config_sha256") == digest and not restart:
+                return camp
+            finished = camp.finished_candidates()
+            if finished and not restart:
                 raise CampaignError(
-                    f"{camp.root} holds a campaign of another config ({camp.meta.get('name')!r}, config "
-                    f"sha256 {camp.meta.get('config_sha256', '?')[:12]}); give another --out, or "
-                    f"`hwnas search resume {camp.root}` to continue that one")
-            return camp
-        if camp.root.exists() and any(camp.root.iterdir()):
+                    f"{camp.root} holds a campaign of another config ({camp.meta.get('name')!r}) with {finished} "
+                    f"finished candidate(s); give another --out, `hwnas search resume {camp.root}` to continue "
+                    "that one, or --restart to discard it")
+            camp._clear(keep_table=_table_inputs(camp.config()) == _table_inputs(config))
+        elif camp.root.exists() and any(camp.root.iterdir()):
             raise CampaignError(f"{camp.root} exists and is not a campaign directory; give another --out")
         camp.ckpt_dir.mkdir(parents=True, exist_ok=True)
         atomic_text(camp.root / "config.yaml", yaml.safe_dump(config, sort_keys=False))
@@ -106,6 +118,28 @@ class Campaign:
         camp.event("created", storage=storage)
         return camp
 
+    def finished_candidates(self) -> int:
+        """Candidates this campaign finished (checkpointed or stored as trials)."""
+        stored = len(self.trials()) if (self.root / "strategy.json").exists() else 0
+        return max(stored, sum(1 for _ in self.ckpt_dir.glob("*.pt")))
+
+    def _clear(self, keep_table: bool) -> None:
+        """Forget this campaign's search (trials, checkpoints, state, its table unless the new
+        config measures the same); the work directory's caches are keyed by content and stay."""
+        meta = self.meta
+        try:
+            optuna.delete_study(study_name=meta["study"], storage=meta["storage"])
+        except KeyError:  # no such study yet
+            pass
+        names = ["strategy.json", "events.jsonl", "campaign.json", "config.yaml", "front.html"]
+        if not keep_table:
+            names += ["lut.parquet", "lut.parquet.json"]
+        for name in names:
+            (self.root / name).unlink(missing_ok=True)
+        for path in self.ckpt_dir.glob("*.pt"):
+            path.unlink()
+        self._storage, self._stored_ids = None, None
+
     def set_lut(self, path: Path) -> None:
         """Record the lookup table the campaign prices with; a resume refuses a changed table."""
         meta, digest = self.meta, sha256_file(path)
@@ -114,6 +148,19 @@ class Campaign:
                                 f"(sha256 {meta['lut']['sha256'][:12]} -> {digest[:12]})")
         meta["lut"] = {"path": str(Path(path).resolve()), "sha256": digest}
         atomic_json(self.root / "campaign.json", meta)
+
+    def set_budgets(self, budgets) -> None:
+        """The budgets the campaign judges feasibility with, resolved against its table."""
+        meta = self.meta
+        meta["budgets"] = {"latency_ms": budgets.latency_ms_per_step, "memory_mib": budgets.memory_mib}
+        atomic_json(self.root / "campaign.json", meta)
+
+    def budgets(self) -> Budgets:
+        """What ``set_budgets`` recorded; before that, the config's (relative ones: none yet)."""
+        if "budgets" in self.meta:
+            return Budgets(**self.meta["budgets"])
+        stated = self.experiment().budgets
+        return Budgets() if stated.relative else stated
 
     def event(self, kind: str, **fields) -> None:
         with open(self.root / "events.jsonl", "a") as f:
@@ -136,6 +183,11 @@ class Campaign:
         from nas.config import Experiment
 
         return Experiment.from_dict(self.config())
+
+    def workdir(self) -> Path:
+        """Where the campaign's runners keep the data and the pre-trained backbone."""
+        workdir = self.experiment().search.workdir
+        return Path(workdir) if workdir else self.root / "work"
 
     # the Optuna storage ------------------------------------------------------------------
     def study(self) -> optuna.Study:
@@ -249,11 +301,11 @@ class Campaign:
 
     def front(self) -> Front:
         """The Pareto front of every finished candidate, against the configured reference."""
-        exp = self.experiment()
+        exp, budgets = self.experiment(), self.budgets()
         points = self.points()
         r = exp.search.reference_point
-        ref = reference_point(points, exp.budgets, r.quality, r.latency_ms, r.memory_bytes)
-        return compute_front(points, ref, exp.budgets)
+        ref = reference_point(points, budgets, r.quality, r.latency_ms, r.memory_bytes)
+        return compute_front(points, ref, budgets)
 
     def status(self) -> dict:
         exp, trials = self.experiment(), self.trials()

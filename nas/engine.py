@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from core.budgets import MIB, Budgets
-from core.errors import ConfigError
+from core.errors import ConfigError, one_line
 from nas.campaign import Campaign
 from nas.config import Experiment
 from nas.strategies import Candidate, Cost, Outcome, SearchState, create_strategy
@@ -59,22 +59,50 @@ class TableCost:
         return Cost(float(p.latency_ms), float(p.memory_bytes))
 
 
-def check_budgets(space: SearchSpace, cost: TableCost, budgets: Budgets) -> None:
+def resolve_budgets(space: SearchSpace, cost: TableCost, budgets: Budgets) -> Budgets:
+    """Absolute budgets: relative ones (``*_over_backbone_pct``) against the backbone's row of
+    this campaign's table, the one source every cost of the campaign comes from."""
+    if not budgets.relative:
+        return budgets
+    from lookup_tables import LutError
+
+    key = "budgets.latency_over_backbone_pct" if budgets.latency_over_backbone_pct is not None \
+        else "budgets.memory_over_backbone_pct"
+    try:
+        p = cost.prediction(space.empty)
+    except LutError as exc:
+        raise BudgetError(f"{key}: a budget relative to the backbone needs the backbone's row in the lookup "
+                          f"table: {one_line(exc)}") from None
+    if p.status != "ok" or p.latency_ms is None or p.latency_ms != p.latency_ms:
+        raise BudgetError(f"{key}: a budget relative to the backbone needs the backbone's row in the lookup "
+                          f"table, which cannot price it ({'; '.join(p.reasons) or p.status}); build the table "
+                          "from the experiment (hwnas lut build CONFIG) or state absolute budgets")
+    return budgets.resolve(p.latency_ms, p.memory_bytes)
+
+
+def check_budgets(space: SearchSpace, cost: TableCost, budgets: Budgets, stated: Budgets | None = None) -> None:
     """The backbone alone is the cheapest architecture (every operator adds cost): if it
-    cannot run, or breaks a budget, no architecture can meet the budgets."""
+    cannot run, or breaks a budget, no architecture can meet the budgets; the message says
+    what would fit. ``budgets`` are resolved; ``stated`` as the config gives them."""
+    stated = stated or budgets
     p = cost.prediction(space.empty)
     broken = budgets.violations(p.latency_ms, p.memory_bytes) if p.status == "ok" else ["latency", "memory"]
     if not broken:
         return
-    key = "budgets.video" if budgets.video is not None and "latency" in broken else \
-        "budgets.latency_ms" if "latency" in broken else "budgets.memory_mib"
-    limit = (f"{budgets.latency_ms_per_step:.3f} ms per step" if "latency" in broken and budgets.latency_ms_per_step
-             else f"{budgets.memory_mib} MiB" if budgets.memory_mib else "the device")
+    if "latency" in broken:
+        key = "budgets.video" if stated.video is not None else "budgets.latency_ms"
+        limit = f"{budgets.latency_ms_per_step:.3f} ms per step" if budgets.latency_ms_per_step else "the device"
+    else:
+        key, limit = "budgets.memory_mib", f"{budgets.memory_mib:.2f} MiB" if budgets.memory_mib else "the device"
     if p.status != "ok":
         raise BudgetError(f"{key}: no architecture can meet {limit}; the cheapest (the backbone alone, 'empty') "
                           f"cannot run on the device: {'; '.join(p.reasons)}")
+    fits = (f"latency_ms >= {p.latency_ms:.3f}" if "latency" in broken else f"memory_mib >= {p.memory_bytes / MIB:.2f}")
+    relative = "latency_over_backbone_pct" if "latency" in broken else "memory_over_backbone_pct"
     raise BudgetError(f"{key}: no architecture can meet {limit}; the cheapest (the backbone alone, 'empty') "
-                      f"costs {p.latency_ms:.3f} ms per step and {p.memory_bytes / MIB:.1f} MiB")
+                      f"costs {p.latency_ms:.3f} ms per step and {p.memory_bytes / MIB:.2f} MiB on this table's "
+                      f"device; what would fit: budgets.{fits}, or a budget relative to the backbone "
+                      f"(budgets.{relative}: 5 allows 5 % more than the backbone alone)")
 
 
 def load_or_build_table(experiment: Experiment, space: SearchSpace, campaign: Campaign, progress):
@@ -152,11 +180,13 @@ class Search:
         self.space = SearchSpace(exp.space)
         table = load_or_build_table(exp, self.space, self.campaign, self.observer.display())
         predict = TableCost(table, self.space)
-        check_budgets(self.space, predict, exp.budgets)
-        self.state = SearchState(self.space, predict, exp.budgets, state_filter(self.space, table, exp.budgets))
+        self.budgets = resolve_budgets(self.space, predict, exp.budgets)
+        check_budgets(self.space, predict, self.budgets, exp.budgets)
+        self.campaign.set_budgets(self.budgets)
+        self.state = SearchState(self.space, predict, self.budgets, state_filter(self.space, table, self.budgets))
         s = exp.search
         self.strategy = create_strategy(s.strategy, s.options, exp.seed, exp.candidate_steps)
-        self.pool = self._pool or make_pool(exp, s.workdir or str(self.campaign.root / "work"), self.ray_address)
+        self.pool = self._pool or make_pool(exp, str(self.campaign.workdir()), self.ray_address)
         saved = self.campaign.load_state()
         if saved:
             self.strategy.load_state_dict(saved["strategy"])
@@ -221,7 +251,7 @@ class Search:
         outcomes = [Outcome(c, results[c.id], self.state.predict(c.arch)) for c in batch]
         notes = self.strategy.update(outcomes)
         for o in outcomes:
-            camp.record(self.space, o, notes.get(o.candidate.id, {}), self.rounds, self.experiment.budgets)
+            camp.record(self.space, o, notes.get(o.candidate.id, {}), self.rounds, self.budgets)
         self.rounds += 1
         self.steps_used += sum(c.steps for c in batch)
         self._save()

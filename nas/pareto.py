@@ -32,7 +32,8 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 
 
 def pareto_front(points: Iterable[Point]) -> list[Point]:
-    """Non-dominated points (for an architecture seen several times, its best quality), by latency."""
+    """Non-dominated points, one per architecture (one seen several times — a candidate, then
+    the reference retrained from it — counts with its best quality), by latency."""
     best: dict[str, Point] = {}
     for p in points:
         if p.arch not in best or p.quality > best[p.arch].quality:
@@ -74,15 +75,39 @@ class Front:
     evaluated: tuple[Point, ...] = ()
     budgets: Budgets = field(default_factory=Budgets)
 
+    @property
+    def ideal(self) -> tuple[float, float, float]:
+        """The best of each objective over the evaluated points (not one architecture)."""
+        pts = self.evaluated or tuple(self.points)
+        if not pts:
+            return self.reference
+        return (max(p.quality for p in pts), min(p.latency_ms for p in pts), min(p.memory_bytes for p in pts))
+
+    @property
+    def hypervolume_normalised(self) -> float:
+        """The hypervolume as a share (0–1) of the box between the ideal and the reference
+        point: 1 would be one architecture best in all three objectives at once."""
+        box = 1.0
+        for i, (ideal, ref) in enumerate(zip(self.ideal, self.reference)):
+            box *= (ideal - ref) if i == 0 else (ref - ideal)
+        return self.hypervolume / box if box > 0 else 0.0
+
+    def evaluations(self, arch: str) -> int:
+        """How many evaluated points an architecture has (the front keeps its best)."""
+        return sum(p.arch == arch for p in self.evaluated)
+
     def to_dict(self, budgets: Budgets | None = None) -> dict:
         budgets = budgets or self.budgets
+        ideal = self.ideal
         return {
             "front": [{"arch": p.arch, "quality": p.quality, "latency_ms": p.latency_ms,
                        "memory_bytes": p.memory_bytes, "feasible": not budgets.violations(p.latency_ms, p.memory_bytes),
-                       "breakdown": p.breakdown or {}} for p in self.points],
+                       "evaluations": self.evaluations(p.arch), "breakdown": p.breakdown or {}} for p in self.points],
             "hypervolume": self.hypervolume,
+            "hypervolume_normalised": self.hypervolume_normalised,
             "reference_point": {"quality": self.reference[0], "latency_ms": self.reference[1],
                                 "memory_bytes": self.reference[2]},
+            "ideal_point": {"quality": ideal[0], "latency_ms": ideal[1], "memory_bytes": ideal[2]},
         }
 
 

@@ -13,9 +13,9 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from core.budgets import MIB
+from core.budgets import MIB, Budgets
 from nas.config import Experiment
-from nas.engine import BudgetError, TableCost, check_budgets
+from nas.engine import BudgetError, TableCost, check_budgets, resolve_budgets
 from nas.strategies import SearchState, create_strategy
 from search_spaces.space import SearchSpace
 
@@ -32,20 +32,27 @@ def dry_run(exp: Experiment) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         table = build_table(space, replace(lut, path=None), Path(tmp) / "analytic.parquet", progress=False)
     predict = TableCost(table, space)
+    budgets = exp.budgets
     try:
-        check_budgets(space, predict, exp.budgets)
+        budgets = resolve_budgets(space, predict, exp.budgets)
+        check_budgets(space, predict, budgets, exp.budgets)
         problem = None
     except BudgetError as exc:
         problem = str(exc)
-    pruning = prune(space, table, exp.budgets)
+    budgets = Budgets() if budgets.relative else budgets  # unresolvable: price without them
+    pruning = prune(space, table, budgets)
     s = exp.search
     rounds = []
     if problem is None:
-        state = SearchState(space, predict, exp.budgets, pruning.allows, s.max_train_steps)
+        state = SearchState(space, predict, budgets, pruning.allows, s.max_train_steps)
         strategy = create_strategy(s.strategy, s.options, exp.seed, exp.candidate_steps)
         rounds = strategy.simulate(state, s.max_rounds)
-    per_round = [len(batch) for batch in rounds]
+    # candidates are what the strategy evaluates; training its current model between evolution
+    # steps (SnapGen-V's A1, role "train") costs steps but is not a candidate
+    evaluated = [[c for c in batch if c.role != "train"] for batch in rounds]
+    per_round = [len(batch) for batch in evaluated if batch]
     candidates = sum(per_round)
+    between = sum(c.steps for batch in rounds for c in batch if c.role == "train")
     steps = sum(c.steps for batch in rounds for c in batch)
     per_candidate = s.gpu_hours_per_candidate or PAPER_GPU_HOURS_PER_CANDIDATE
     empty, full = predict(space.empty), predict(space.full)
@@ -53,12 +60,12 @@ def dry_run(exp: Experiment) -> dict:
         "problem": problem, "name": exp.name, "strategy": s.strategy, "backend": f"analytic ({lut.device})",
         "slots": len(space.slots), "ops": list(space.config.ops), "space_size": space.size,
         "pruned_states": len(pruning.pruned), "space_size_after_pruning": pruning.size_after,
-        "budget_latency_ms_per_step": exp.budgets.latency_ms_per_step,
-        "budget_memory_mib": exp.budgets.memory_mib,
+        "budget_latency_ms_per_step": budgets.latency_ms_per_step,
+        "budget_memory_mib": budgets.memory_mib,
         "empty": {"latency_ms": empty.latency_ms, "memory_mib": empty.memory_bytes / MIB},
         "full": {"arch": str(space.full), "latency_ms": full.latency_ms, "memory_mib": full.memory_bytes / MIB},
         "rounds": len(per_round) or None, "candidates_per_round": per_round, "candidates": candidates,
-        "steps_per_candidate": exp.candidate_steps, "training_steps": steps,
+        "steps_per_candidate": exp.candidate_steps, "train_steps_between_rounds": between, "training_steps": steps,
         "gpu_hours_per_candidate": per_candidate, "gpu_hours": steps / exp.candidate_steps * per_candidate,
         "workers": s.workers,
     }

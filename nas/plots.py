@@ -1,6 +1,8 @@
-"""Plots of a campaign's candidates and Pareto front: quality against latency, memory as
-colour, the front marked (it is 3-D: a point may look dominated in this projection), the
-latency budget drawn. HTML with plotly, PNG with matplotlib."""
+"""Plots of a campaign's candidates and Pareto front: quality against latency and quality
+against memory side by side (the front is 3-D: a point that looks dominated in one panel
+is on the front through the other), every budget drawn in its panel, front points
+labelled with their architecture, feasible candidates as filled circles and infeasible
+ones as crosses. HTML with plotly, PNG with matplotlib."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,23 +27,50 @@ def plot_front(points: list[Point], front: Front, budgets: Budgets, out: str | P
     return out
 
 
+def _split(points: list[Point], budgets: Budgets) -> tuple[list[Point], list[Point]]:
+    ok = [p for p in points if not budgets.violations(p.latency_ms, p.memory_bytes)]
+    return ok, [p for p in points if budgets.violations(p.latency_ms, p.memory_bytes)]
+
+
+def _short(arch: str) -> str:
+    return arch.replace(",", "\n")
+
+
+def _subtitle(front: Front) -> str:
+    return f"hypervolume {front.hypervolume_normalised:.1%} of ideal-to-reference box"
+
+
+PANELS = (("latency_ms", "latency per step (ms)", 1.0, "latency_ms_per_step"),
+          ("memory_bytes", "peak memory (MiB)", MIB, "memory_bytes"))
+
+
 def _plotly(points, front, budgets, out, title):
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(
-        x=[p.latency_ms for p in points], y=[p.quality for p in points], mode="markers", name="evaluated",
-        text=[p.arch for p in points],
-        marker=dict(color=[p.memory_bytes / MIB for p in points], colorscale="Viridis", showscale=True,
-                    colorbar=dict(title="memory (MiB)"), size=8, opacity=0.6)))
-    fig.add_trace(go.Scatter(
-        x=[p.latency_ms for p in front.points], y=[p.quality for p in front.points], mode="markers",
-        name="Pareto front (quality, latency, memory)", text=[p.arch for p in front.points],
-        marker=dict(size=11, symbol="diamond", color="crimson")))
-    if budgets.latency_ms_per_step is not None:
-        fig.add_vline(x=budgets.latency_ms_per_step, line_dash="dash", annotation_text="latency budget")
-    fig.update_layout(title=f"{title}: hypervolume {front.hypervolume:.4g}", xaxis_title="latency per step (ms)",
-                      yaxis_title="quality (higher is better)")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[p[1] for p in PANELS], horizontal_spacing=0.08)
+    feasible, infeasible = _split(points, budgets)
+    for col, (attr, label, scale, budget_attr) in enumerate(PANELS, start=1):
+        for group, name, symbol in ((feasible, "within budgets", "circle"), (infeasible, "over a budget", "x")):
+            fig.add_trace(go.Scatter(
+                x=[getattr(p, attr) / scale for p in group], y=[p.quality for p in group], mode="markers",
+                name=name, legendgroup=name, showlegend=col == 1, text=[p.arch for p in group],
+                hovertemplate="%{text}<br>quality %{y:.5f}<br>%{x:.3f}<extra></extra>",
+                marker=dict(symbol=symbol, size=8, color="steelblue" if symbol == "circle" else "grey",
+                            opacity=0.7)), row=1, col=col)
+        fig.add_trace(go.Scatter(
+            x=[getattr(p, attr) / scale for p in front.points], y=[p.quality for p in front.points],
+            mode="markers+text", name="Pareto front (quality, latency, memory)", legendgroup="front",
+            showlegend=col == 1, text=[p.arch for p in front.points], textposition="top center",
+            textfont=dict(size=9), marker=dict(size=11, symbol="diamond", color="crimson")), row=1, col=col)
+        limit = getattr(budgets, budget_attr)
+        if limit is not None:
+            fig.add_vline(x=limit / scale, line_dash="dash", row=1, col=col,
+                          annotation_text=f"{'latency' if col == 1 else 'memory'} budget")
+        fig.update_xaxes(title_text=label, row=1, col=col)
+    fig.update_yaxes(title_text="quality (higher is better)", row=1, col=1)
+    fig.update_layout(title=f"{title}: {_subtitle(front)}", legend=dict(orientation="h", y=-0.18),
+                      height=560, width=1300)
     fig.write_html(out, include_plotlyjs=True)
 
 
@@ -51,18 +80,26 @@ def _matplotlib(points, front, budgets, out, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
-    sc = ax.scatter([p.latency_ms for p in points], [p.quality for p in points],
-                    c=[p.memory_bytes / MIB for p in points], cmap="viridis", alpha=0.6, label="evaluated")
-    fig.colorbar(sc, ax=ax, label="memory (MiB)")
-    ax.scatter([p.latency_ms for p in front.points], [p.quality for p in front.points], marker="D", color="crimson",
-               label="Pareto front (quality, latency, memory)", zorder=3)
-    if budgets.latency_ms_per_step is not None:
-        ax.axvline(budgets.latency_ms_per_step, linestyle="--", color="grey", label="latency budget")
-    ax.set_xlabel("latency per step (ms)")
-    ax.set_ylabel("quality (higher is better)")
-    ax.set_title(f"{title}: hypervolume {front.hypervolume:.4g}")
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6), dpi=110, sharey=True)
+    feasible, infeasible = _split(points, budgets)
+    for ax, (attr, label, scale, budget_attr) in zip(axes, PANELS):
+        ax.scatter([getattr(p, attr) / scale for p in feasible], [p.quality for p in feasible], marker="o",
+                   color="steelblue", alpha=0.6, label="within budgets")
+        ax.scatter([getattr(p, attr) / scale for p in infeasible], [p.quality for p in infeasible], marker="x",
+                   color="grey", alpha=0.8, label="over a budget")
+        ax.scatter([getattr(p, attr) / scale for p in front.points], [p.quality for p in front.points], marker="D",
+                   color="crimson", zorder=3, label="Pareto front (quality, latency, memory)")
+        for p in front.points:
+            ax.annotate(_short(p.arch), (getattr(p, attr) / scale, p.quality), fontsize=6,
+                        xytext=(4, 4), textcoords="offset points")
+        limit = getattr(budgets, budget_attr)
+        if limit is not None:
+            ax.axvline(limit / scale, linestyle="--", color="black",
+                       label=f"{'latency' if attr == 'latency_ms' else 'memory'} budget")
+        ax.set_xlabel(label)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_ylabel("quality (higher is better)")
+    fig.suptitle(f"{title}: {_subtitle(front)}")
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -135,6 +136,7 @@ class RayPool(WorkerPool):
         self.cpus_per_worker = cpus_per_worker
         self.actors: list = []
         self._started_ray = False
+        self._reaper = None
 
     def start(self) -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -149,6 +151,10 @@ class RayPool(WorkerPool):
                     ray.init(address=self.address, **kwargs)
                 else:
                     ray.init(address="local", num_cpus=max(1, int(self.workers * self.cpus_per_worker)), **kwargs)
+                    from nas import reaper
+
+                    # a kill -9 of this process must not leave the cluster running
+                    self._reaper = reaper.start(ray._private.worker._global_node.get_session_dir_path())
             except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
                 where = f"--ray-address / search.ray_address {self.address!r}" if self.address else "a local Ray cluster"
                 raise WorkerError(f"cannot start {where}: {one_line(exc)}") from None
@@ -169,6 +175,13 @@ class RayPool(WorkerPool):
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+            if self._reaper is not None:  # it exits by itself once the cluster is gone; reap it
+                try:
+                    self._reaper.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._reaper.kill()
+                    self._reaper.wait()
+                self._reaper = None
 
     def pids(self) -> list[int]:
         import ray

@@ -18,6 +18,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, help="seed of the brief training (default: the experiment's)")
     p.add_argument("--evaluator", help="evaluator name (default: evaluator.name)")
     p.add_argument("--workdir", help="data and backbone cache (default: .cache/hwnas/NAME)")
+    p.add_argument("--campaign", help="reuse this campaign's prepared data and pre-trained backbone")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run_evaluate)
 
@@ -35,7 +36,14 @@ def run_evaluate(args) -> int:
         EVALUATORS.get(args.evaluator)  # unknown names fail with the allowed ones
         evaluator = dataclasses.replace(evaluator, name=args.evaluator)
     seed = exp.seed if args.seed is None else args.seed
-    workdir = Path(args.workdir) if args.workdir else Path(".cache") / "hwnas" / exp.name
+    if args.campaign and args.workdir:
+        raise CliError("give --campaign or --workdir, not both")
+    if args.campaign:
+        from nas.campaign import Campaign
+
+        workdir = Campaign.open(args.campaign).workdir()
+    else:
+        workdir = Path(args.workdir) if args.workdir else Path(".cache") / "hwnas" / exp.name
     runner = CandidateRunner(exp.space, exp.data, exp.train, evaluator, workdir, seed)
     arch = SearchSpace(exp.space).parse(args.arch)  # bad architectures fail before any work
     start = time.perf_counter()

@@ -23,7 +23,7 @@ def plot_campaign(campaign, front, out) -> Path:
     from nas.plots import plot_front
 
     exp = campaign.experiment()
-    return plot_front(list(front.evaluated), front, exp.budgets, out, f"{exp.name}: {exp.search.strategy}")
+    return plot_front(list(front.evaluated), front, front.budgets, out, f"{exp.name}: {exp.search.strategy}")
 
 
 BREAKDOWN_ROWS = 3  # scores shown per front point; --json has them all
@@ -35,7 +35,7 @@ def print_front(front) -> None:
 
     data = front.to_dict()
     table = Table(title=f"Pareto front of {len(front.evaluated)} evaluated candidates")
-    for col in ("architecture", "quality", "breakdown", "latency ms", "memory MiB", "feasible"):
+    for col in ("architecture", "quality", "breakdown", "latency ms", "memory MiB", "feasible", "runs"):
         table.add_column(col, overflow="fold")
     cut = False
     for p in data["front"]:
@@ -46,14 +46,20 @@ def print_front(front) -> None:
             brk += f"\n(+{len(items) - BREAKDOWN_ROWS} more)"
             cut = True
         table.add_row(p["arch"].replace(",", ",\n"), f"{p['quality']:.5f}", brk, f"{p['latency_ms']:.3f}",
-                      f"{p['memory_bytes'] / 2**20:.2f}", "yes" if p["feasible"] else "no")
+                      f"{p['memory_bytes'] / 2**20:.2f}", "yes" if p["feasible"] else "no", str(p["evaluations"]))
     console = Console(width=None if sys.stdout.isatty() else 120)  # rich's pipe default is 80
     console.print(table)
     if cut:
         console.print(f"breakdown: the first {BREAKDOWN_ROWS} scores of each point; --json has all of them")
-    ref = data["reference_point"]
-    console.print(f"hypervolume {data['hypervolume']:.6g} against reference quality {ref['quality']:.5f}, "
-                  f"latency {ref['latency_ms']:.3f} ms, memory {ref['memory_bytes'] / 2**20:.2f} MiB")
+    if any(p["evaluations"] > 1 for p in data["front"]):
+        console.print("runs: evaluations of that architecture (e.g. a candidate, then the reference retrained from "
+                      "it); the front keeps its best")
+    ref, ideal = data["reference_point"], data["ideal_point"]
+    console.print(f"hypervolume {data['hypervolume_normalised']:.1%} of the box between the ideal point (quality "
+                  f"{ideal['quality']:.5f}, {ideal['latency_ms']:.3f} ms, {ideal['memory_bytes'] / 2**20:.2f} MiB: the "
+                  f"best of each objective over all candidates) and the reference (quality {ref['quality']:.5f}, "
+                  f"{ref['latency_ms']:.3f} ms, {ref['memory_bytes'] / 2**20:.2f} MiB); raw "
+                  f"{data['hypervolume']:.6g} quality·ms·bytes")
 
 
 def _finished_front(directory):

@@ -24,6 +24,8 @@ def register(sub) -> None:
     p.add_argument("--out", help="campaign directory (default: search.out, else runs/NAME)")
     p.add_argument("--ray-address", help="join this Ray cluster (default: search.ray_address, else a local one)")
     p.add_argument("--dry-run", action="store_true", help="price and prune the space, print the plan and its cost")
+    p.add_argument("--restart", action="store_true",
+                   help="discard the campaign in --out (its trials too) and start this config afresh")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run_search)
     p = search.add_parser("resume", help="continue a campaign (after a kill, too)")
@@ -51,14 +53,22 @@ def run_search(args) -> int:
     from nas.campaign import Campaign
 
     out = args.out or exp.search.out or f"runs/{exp.name}"
-    campaign = Campaign.create(out, exp.to_dict())
+    campaign = Campaign.create(out, exp.to_dict(), restart=args.restart)
     return _search(campaign, args.ray_address, args.json)
 
 
 def run_resume(args) -> int:
     from nas.campaign import Campaign
+    from nas.engine import BudgetError
 
-    return _search(Campaign.open(args.dir), args.ray_address, args.json)
+    campaign = Campaign.open(args.dir)
+    try:
+        return _search(campaign, args.ray_address, args.json)
+    except BudgetError as exc:
+        how = ("edit the experiment's budgets and run `hwnas search run CONFIG --out {d}` (this campaign finished "
+               "no candidate, so it is replaced)" if not campaign.finished_candidates() else
+               "edit the experiment's budgets and run `hwnas search run CONFIG --out {d} --restart`")
+        raise BudgetError(f"{exc}; a campaign resumes with its frozen config: {how.format(d=args.dir)}") from None
 
 
 class ProgressObserver(Observer):

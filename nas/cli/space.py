@@ -19,8 +19,11 @@ def _pruning(args, space) -> dict | None:
     from lookup_tables import LookupTable
     from lookup_tables.prune import prune
     from nas.cli.common import load_experiment
+    from nas.engine import TableCost, resolve_budgets
 
-    return prune(space, LookupTable.load(args.lut), load_experiment(args.config).budgets).as_dict()
+    table = LookupTable.load(args.lut)
+    budgets = resolve_budgets(space, TableCost(table, space), load_experiment(args.config).budgets)
+    return prune(space, table, budgets).as_dict()
 
 
 def run_show(args) -> int:

@@ -37,12 +37,69 @@ def test_campaign_directory_of_another_config(tmp_path, tiny_config_path, work, 
     cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=small_lut)
     camp = tmp_path / "camp"
     Campaign.create(camp, Experiment.load(cfg).to_dict())
+    (camp / "checkpoints" / "r0.ref.pt").write_bytes(b"")  # it has finished a candidate
     before = (camp / "config.yaml").read_text()
     other = yaml.safe_load(cfg.read_text())
     other["seed"] = 7
     (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
-    _one_line_error(hwnas("search", "run", tmp_path / "other.yaml", "--out", camp), "another config", str(camp))
+    _one_line_error(hwnas("search", "run", tmp_path / "other.yaml", "--out", camp), "another config", str(camp),
+                    "--restart")
     assert (camp / "config.yaml").read_text() == before
+
+
+def test_a_campaign_that_failed_before_its_first_candidate_blocks_nothing(tmp_path, tiny_config_path, work,
+                                                                           small_lut):
+    camp = tmp_path / "camp"
+    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=small_lut, budgets={"latency_ms": 1e-4})
+    first = _one_line_error(hwnas("search", "run", cfg, "--out", camp), "budgets.latency_ms")
+    assert "what would fit: budgets.latency_ms >= " in first
+    resumed = _one_line_error(hwnas("search", "resume", camp), "frozen config", "search run CONFIG")
+    # the user edits the budget and runs again, same --out: the unfinished campaign is replaced
+    edited = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=small_lut,
+                          budgets={"memory_mib": 1e-3})
+    _one_line_error(hwnas("search", "run", edited, "--out", camp), "budgets.memory_mib", "memory_mib >= ")
+    assert yaml.safe_load((camp / "config.yaml").read_text())["budgets"]["memory_mib"] == 1e-3
+    assert "another config" not in resumed
+
+
+def test_relative_budget_needs_the_backbone_row(tmp_path, tiny_config_path, work, small_lut):
+    from lookup_tables import LookupTable
+    from lookup_tables.grid import backbone_key
+    from search_spaces.space import SearchSpace
+
+    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=small_lut)
+    space = SearchSpace(Experiment.load(cfg).space)
+    table = LookupTable.load(small_lut)
+    table.rows = table.rows.drop(backbone_key(space))
+    table.save(tmp_path / "no_backbone.parquet")
+    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=tmp_path / "no_backbone.parquet",
+                       budgets={"latency_over_backbone_pct": 5})
+    _one_line_error(hwnas("search", "run", cfg, "--out", tmp_path / "camp"), "budgets.latency_over_backbone_pct",
+                    "backbone")
+
+
+def test_relative_budgets_resolve_against_the_tables_backbone(tmp_path, tiny_config_path, work, small_lut):
+    from lookup_tables import LookupTable
+    from nas.engine import TableCost, check_budgets, resolve_budgets
+    from search_spaces.space import SearchSpace
+
+    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=small_lut,
+                       budgets={"latency_over_backbone_pct": 5, "memory_over_backbone_pct": 1})
+    exp = Experiment.load(cfg)
+    space = SearchSpace(exp.space)
+    cost = TableCost(LookupTable.load(small_lut), space)
+    empty = cost.prediction(space.empty)
+    b = resolve_budgets(space, cost, exp.budgets)
+    assert b.latency_ms_per_step == pytest.approx(1.05 * empty.latency_ms)
+    assert b.memory_bytes == int(1.01 * empty.memory_bytes)
+    check_budgets(space, cost, b, exp.budgets)  # the backbone alone always fits a relative budget
+    with pytest.raises(ValueError, match="resolved"):
+        exp.budgets.latency_ms_per_step  # unresolved relative budgets judge nothing
+
+
+def test_evaluate_campaign_that_is_not_a_campaign(tmp_path, tiny_config_path):
+    _one_line_error(hwnas("evaluate", tiny_config_path, "--arch", "empty", "--campaign", tmp_path),
+                    "not a campaign directory")
 
 
 def test_corrupt_trials_database_is_left_untouched(tmp_path, tiny_config_path, work, small_lut):
@@ -76,6 +133,9 @@ def test_dry_run_prices_prunes_and_plans_the_paper_setting():
     assert plan["empty"]["latency_ms"] < plan["budget_latency_ms_per_step"]
     assert plan["empty"]["memory_mib"] < plan["budget_memory_mib"]
     assert plan["candidates"] == sum(plan["candidates_per_round"]) > plan["rounds"] > 1
-    assert plan["training_steps"] == (plan["candidates"] + plan["rounds"]) * 20000  # A1: train 20K between rounds
+    # A1 trains the current model 20K steps before each evolution step (and once more before the last,
+    # which finds nothing to add)
+    assert plan["train_steps_between_rounds"] in (plan["rounds"] * 20000, (plan["rounds"] + 1) * 20000)
+    assert plan["training_steps"] == plan["candidates"] * 20000 + plan["train_steps_between_rounds"]
     assert plan["gpu_hours"] == pytest.approx(plan["training_steps"] / 20000 * 8.0)
     assert plan["candidates_per_round"] == sorted(plan["candidates_per_round"], reverse=True)

@@ -1,0 +1,97 @@
+"""A watchdog for the local Ray cluster a campaign starts: when the campaign's process dies
+(``kill -9`` included, where no ``finally`` runs), the watchdog kills that cluster's
+processes — the ones whose command line names its session directory, and everything
+they started (Ray's agents and workers) — so none outlives the campaign by more than a
+second. It touches no other Ray cluster, and it exits by itself once the cluster is
+gone (a clean ``ray.shutdown()``).
+
+    python -m nas.reaper DRIVER_PID SESSION_DIR     (started by ``RayPool``; detached)
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+POLL_S = 0.5
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:  # a zombie has exited
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process we can read."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        out[int(entry)] = (ppid, cmd)
+    return out
+
+
+def cluster_pids(session_dir: str) -> list[int]:
+    """The processes of the cluster whose session directory is ``session_dir``: those naming
+    it, and all their descendants."""
+    procs = _processes()
+    me = os.getpid()
+    roots = {pid for pid, (_, cmd) in procs.items() if session_dir in cmd and pid != me}
+    found, frontier = set(roots), set(roots)
+    while frontier:
+        frontier = {pid for pid, (ppid, _) in procs.items() if ppid in frontier and pid not in found}
+        found |= frontier
+    return sorted(found - {me})
+
+
+def kill_cluster(session_dir: str) -> int:
+    pids = cluster_pids(session_dir)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return len(pids)
+
+
+def watch(driver_pid: int, session_dir: str) -> None:
+    seen, gone_since = False, None
+    while True:
+        if not _alive(driver_pid):
+            kill_cluster(session_dir)
+            return
+        if cluster_pids(session_dir):
+            seen, gone_since = True, None
+        elif seen:  # shut down cleanly: nothing to guard
+            gone_since = gone_since or time.monotonic()
+            if time.monotonic() - gone_since > 2.0:
+                return
+        time.sleep(POLL_S)
+
+
+def start(session_dir: str) -> subprocess.Popen:
+    """Watch this process's local cluster from a detached process of its own."""
+    return subprocess.Popen([sys.executable, "-m", "nas.reaper", str(os.getpid()), session_dir],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, close_fds=True)
+
+
+if __name__ == "__main__":
+    watch(int(sys.argv[1]), sys.argv[2])
