@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from core.errors import HwnasError
 from lookup_tables.config import GridConfig
 from search_spaces.shapes import OpShape, ShapeError
-from search_spaces.space import SearchSpace
+from search_spaces.space import SearchSpace, heads_for
 
 BACKBONE = "backbone"
 _BACKBONE_RE = re.compile(r"backbone\|([0-9a-f]+)\|T(\d+)\|H(\d+)\|W(\d+)\|L(\d+)\|D(\d+)\|B(\d+)\|(\w+)")
@@ -47,13 +47,6 @@ def parse_backbone_key(key: str) -> dict | None:
             "text_dim": int(d), "batch": int(b), "dtype": dtype}
 
 
-def _heads(channels: int, head_dim: int) -> int:
-    heads = max(1, channels // head_dim)
-    while channels % heads:
-        heads -= 1
-    return heads
-
-
 def user_grid(space: SearchSpace | None, grid: GridConfig | None) -> list[OpShape]:
     """The shapes of ``grid``; dimensions it leaves open follow ``space`` (or the defaults)."""
     if grid is None or grid.empty:
@@ -70,7 +63,7 @@ def user_grid(space: SearchSpace | None, grid: GridConfig | None) -> list[OpShap
     for op, c, t, h, w, l in itertools.product(ops, grid.channels, grid.frames, grid.height, grid.width,
                                                grid.text_tokens):
         try:
-            out.append(OpShape(op, c, t, h, w, l, text_dim, _heads(c, head_dim), batch, dtype))
+            out.append(OpShape(op, c, t, h, w, l, text_dim, heads_for(c, head_dim), batch, dtype))
         except ShapeError as exc:
             raise GridError(f"lut.grid: {exc}") from None
     return out

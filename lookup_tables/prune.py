@@ -11,11 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core.budgets import Budgets
+from core.budgets import MIB, Budgets
 from search_spaces.architecture import Architecture, Layer
 from search_spaces.space import SearchSpace
-
-MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 POLL_S = 0.5
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -48,17 +48,23 @@ def _processes() -> dict[int, tuple[int, str]]:
     return out
 
 
+def descendants(*roots: int, procs: dict | None = None) -> set[int]:
+    """Every process below ``roots`` (not the roots themselves)."""
+    procs = _processes() if procs is None else procs
+    found, frontier = set(), set(roots)
+    while frontier:
+        frontier = {pid for pid, (ppid, _) in procs.items() if ppid in frontier and pid not in found}
+        found |= frontier
+    return found
+
+
 def cluster_pids(session_dir: str) -> list[int]:
     """The processes of the cluster whose session directory is ``session_dir``: those naming
     it, and all their descendants."""
     procs = _processes()
     me = os.getpid()
     roots = {pid for pid, (_, cmd) in procs.items() if session_dir in cmd and pid != me}
-    found, frontier = set(roots), set(roots)
-    while frontier:
-        frontier = {pid for pid, (ppid, _) in procs.items() if ppid in frontier and pid not in found}
-        found |= frontier
-    return sorted(found - {me})
+    return sorted((roots | descendants(*roots, procs=procs)) - {me})
 
 
 def kill_cluster(session_dir: str) -> int:
@@ -74,7 +80,7 @@ def kill_cluster(session_dir: str) -> int:
 def watch(driver_pid: int, session_dir: str) -> None:
     seen, gone_since = False, None
     while True:
-        if not _alive(driver_pid):
+        if not alive(driver_pid):
             kill_cluster(session_dir)
             return
         if cluster_pids(session_dir):

@@ -21,7 +21,6 @@ from search_spaces.ops import list_ops, op_class
 from search_spaces.shapes import OpShape
 
 
-
 def _check_ops(ops, where: str) -> None:
     known = list_ops()
     for op in ops:
@@ -133,7 +132,8 @@ class Slot:
         return 1 + len(self.ops) * self.max_layers
 
 
-def _heads(channels: int, head_dim: int) -> int:
+def heads_for(channels: int, head_dim: int) -> int:
+    """Attention heads of about ``head_dim`` channels that divide ``channels``."""
     heads = max(1, channels // head_dim)
     while channels % heads:
         heads -= 1
@@ -162,7 +162,7 @@ class SearchSpace:
             if max_layers == 0 or not ops:
                 continue
             slots.append(Slot(name, g.channels, v.frames, g.height, g.width, text.tokens, text_dim,
-                              _heads(g.channels, config.op_options.head_dim), config.batch, config.dtype,
+                              heads_for(g.channels, config.op_options.head_dim), config.batch, config.dtype,
                               tuple(ops), max_layers))
         self.slots: tuple[Slot, ...] = tuple(slots)
         self._by_name = {s.name: s for s in self.slots}

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from _machine import machine, write  # noqa: E402
 
 from nas.campaign import Campaign  # noqa: E402
-from nas.reaper import _alive, _processes  # noqa: E402
+from nas.reaper import _processes, alive, descendants  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 HWNAS = [sys.executable, "-m", "nas.cli"]
@@ -51,14 +51,6 @@ def config(tmp: Path) -> Path:
     path = tmp / "soak.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
-
-
-def descendants(root: int) -> set[int]:
-    procs, found, frontier = _processes(), set(), {root}
-    while frontier:
-        frontier = {pid for pid, (ppid, _) in procs.items() if ppid in frontier and pid not in found}
-        found |= frontier
-    return found
 
 
 def run(args, env) -> subprocess.Popen:
@@ -107,9 +99,9 @@ def main() -> None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             end = time.time() + 10
-            while time.time() < end and any(_alive(p) for p in cluster):
+            while time.time() < end and any(alive(p) for p in cluster):
                 time.sleep(0.2)
-            left = sorted(p for p in cluster if _alive(p))
+            left = sorted(p for p in cluster if alive(p))
             result["kills"].append({"at_s": round(at, 2), "last_event": phase, "processes": len(cluster),
                                     "left_after_10s": left})
             print(f"kill {i}: at {at:.1f} s after '{phase}', {len(cluster)} processes, left {left}", flush=True)

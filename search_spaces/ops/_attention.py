@@ -1,4 +1,5 @@
-"""Shared attention pieces: QK-norm and temporal RoPE (SnapGen-V adds both for stability)."""
+"""Shared attention pieces: video ↔ token sequences, QK-norm and temporal RoPE (SnapGen-V
+adds both for stability)."""
 from __future__ import annotations
 
 import torch
@@ -43,3 +44,25 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     if 2 * half < d:
         parts.append(x[..., 2 * half:])
     return torch.cat(parts, dim=-1)
+
+
+def to_sequences(x: torch.Tensor, spatial_tokens: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T, C, H, W) -> token sequences (B, G, N, C) and each token's frame index (N,):
+    one sequence of T·H·W tokens per clip (G = 1, ``spatial_tokens``), or H·W sequences of T
+    frames (1-D temporal attention). Every tensor stays at rank ≤ 5 for Core ML."""
+    b, t, c, h, w = x.shape
+    if spatial_tokens:
+        seq = x.permute(0, 1, 3, 4, 2).reshape(b, 1, t * h * w, c)
+        frame = torch.arange(t, device=x.device).repeat_interleave(h * w)
+    else:
+        seq = x.permute(0, 3, 4, 1, 2).reshape(b, h * w, t, c)
+        frame = torch.arange(t, device=x.device)
+    return seq, frame
+
+
+def from_sequences(y: torch.Tensor, shape: torch.Size, spatial_tokens: bool) -> torch.Tensor:
+    """The inverse of :func:`to_sequences`: (B, G, N, C) -> (B, T, C, H, W)."""
+    b, t, c, h, w = shape
+    if spatial_tokens:
+        return y.reshape(b, t, h, w, c).permute(0, 1, 4, 2, 3)
+    return y.reshape(b, h, w, t, c).permute(0, 3, 4, 1, 2)

@@ -6,11 +6,10 @@ lookup table measures. With ``rope`` the queries carry their frame index (text t
 no frame), so a layer can condition differently on each frame."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.ops._attention import HeadRMSNorm, apply_rope, rope_tables
+from search_spaces.ops._attention import HeadRMSNorm, apply_rope, from_sequences, rope_tables, to_sequences
 from search_spaces.ops.base import OpCost, TemporalOp, register_op
 from search_spaces.shapes import OpShape
 
@@ -36,14 +35,9 @@ class _CrossAttention(TemporalOp):
     def residual(self, x, context=None):
         if context is None:
             raise ValueError(f"{self.name} needs the text tokens (context)")
-        b, t, c, h, w = x.shape
+        b, c = x.shape[0], x.shape[2]
         heads, d = self.heads, c // self.heads
-        if self.spatial_tokens:  # (B, 1, heads, T·H·W, d)
-            seq = x.permute(0, 1, 3, 4, 2).reshape(b, 1, t * h * w, c)
-            frame = torch.arange(t, device=x.device).repeat_interleave(h * w)
-        else:  # (B, H·W, heads, T, d)
-            seq = x.permute(0, 3, 4, 1, 2).reshape(b, h * w, t, c)
-            frame = torch.arange(t, device=x.device)
+        seq, frame = to_sequences(x, self.spatial_tokens)  # (B, G, N, C)
         groups, n = seq.shape[1], seq.shape[2]
         q = self.to_q(self.norm(seq)).reshape(b, groups, n, heads, d).transpose(2, 3)
         kv = self.to_kv(context).reshape(b, -1, 2, heads, d).permute(2, 0, 3, 1, 4)
@@ -55,9 +49,7 @@ class _CrossAttention(TemporalOp):
         shape = (b, groups, heads, k.shape[-2], d)
         y = F.scaled_dot_product_attention(q, k.expand(shape), v.expand(shape))
         y = self.proj_out(y.transpose(2, 3).reshape(b, groups, n, c))
-        if self.spatial_tokens:
-            return y.reshape(b, t, h, w, c).permute(0, 1, 4, 2, 3)
-        return y.reshape(b, h, w, t, c).permute(0, 3, 4, 1, 2)
+        return from_sequences(y, x.shape, self.spatial_tokens)
 
     @classmethod
     def cost(cls, shape: OpShape) -> OpCost:

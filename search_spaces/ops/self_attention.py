@@ -3,11 +3,10 @@ sequences of T tokens); ``self_attn3d`` over all T·H·W tokens of a clip — qu
 (METHOD.md §1). QK-norm and RoPE over the frame index are optional."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.ops._attention import HeadRMSNorm, apply_rope, rope_tables
+from search_spaces.ops._attention import HeadRMSNorm, apply_rope, from_sequences, rope_tables, to_sequences
 from search_spaces.ops.base import OpCost, TemporalOp, register_op
 from search_spaces.shapes import OpShape
 
@@ -28,26 +27,11 @@ class _SelfAttention(TemporalOp):
         self.proj_out = nn.Linear(channels, channels)
         self.zero_init_output()
 
-    def _sequences(self, x):
-        """(B, T, C, H, W) -> (S, N, C) token sequences and the frame index of each token."""
-        b, t, c, h, w = x.shape
-        if self.spatial_tokens:
-            seq = x.permute(0, 1, 3, 4, 2).reshape(b, t * h * w, c)
-            frame = torch.arange(t, device=x.device).repeat_interleave(h * w)
-        else:
-            seq = x.permute(0, 3, 4, 1, 2).reshape(b * h * w, t, c)
-            frame = torch.arange(t, device=x.device)
-        return seq, frame
-
-    def _unsequence(self, y, shape):
-        b, t, c, h, w = shape
-        if self.spatial_tokens:
-            return y.reshape(b, t, h, w, c).permute(0, 1, 4, 2, 3)
-        return y.reshape(b, h, w, t, c).permute(0, 3, 4, 1, 2)
-
     def residual(self, x, context=None):
-        seq, frame = self._sequences(x)
-        s, n, c = seq.shape
+        seq, frame = to_sequences(x, self.spatial_tokens)  # (B, G, N, C): the B·G sequences attend alike
+        b, g, n, c = seq.shape
+        seq = seq.reshape(b * g, n, c)
+        s = b * g
         qkv = self.to_qkv(self.norm(seq)).reshape(s, n, 3, self.heads, c // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (S, heads, N, d)
         q, k = self.q_norm(q), self.k_norm(k)
@@ -55,8 +39,8 @@ class _SelfAttention(TemporalOp):
             cos, sin = rope_tables(frame, c // self.heads)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         y = F.scaled_dot_product_attention(q, k, v)
-        y = self.proj_out(y.transpose(1, 2).reshape(s, n, c))
-        return self._unsequence(y, x.shape)
+        y = self.proj_out(y.transpose(1, 2).reshape(b, g, n, c))
+        return from_sequences(y, x.shape, self.spatial_tokens)
 
     @classmethod
     def cost(cls, shape: OpShape) -> OpCost:

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 
-from evaluators.config import DataConfig, PretrainConfig, TrainConfig
+from evaluators.config import PretrainConfig, TrainConfig
 from evaluators.data import LatentDataset
 from evaluators.pretrain import pretrain_spatial
 from evaluators.synth import synthesise

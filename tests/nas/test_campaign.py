@@ -157,19 +157,9 @@ def test_inline_pool_runs_the_same_interface_in_process(tmp_path, tiny_config_pa
         assert bad.status == "failed" and "up0" in bad.reason  # a slot the space lacks: failed, not raised
 
 
-def _descendants(root: int) -> set[int]:
-    from nas.reaper import _processes
-
-    procs, found, frontier = _processes(), set(), {root}
-    while frontier:
-        frontier = {pid for pid, (ppid, _) in procs.items() if ppid in frontier and pid not in found}
-        found |= frontier
-    return found
-
-
 def test_kill_9_of_a_campaign_leaves_no_ray_process_behind(tmp_path, tiny_config_path, work, small_lut):
     """Only the campaign's own process is killed (as a user's kill -9 would), not its group."""
-    from nas.reaper import _alive
+    from nas.reaper import alive, descendants
 
     cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=small_lut, search={"steps": 10})
     camp = tmp_path / "camp"
@@ -180,14 +170,14 @@ def test_kill_9_of_a_campaign_leaves_no_ray_process_behind(tmp_path, tiny_config
         if (camp / "events.jsonl").exists() and candidate_events(camp):
             break
         time.sleep(0.1)
-    cluster = _descendants(proc.pid)
+    cluster = descendants(proc.pid)
     assert len(cluster) >= 3  # gcs, raylet, workers ...
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 10
-    while time.time() < deadline and any(_alive(p) for p in cluster):
+    while time.time() < deadline and any(alive(p) for p in cluster):
         time.sleep(0.2)
-    left = [p for p in cluster if _alive(p)]
+    left = [p for p in cluster if alive(p)]
     assert not left, f"Ray processes outlived the campaign: {left}"
     resume = hwnas("search", "resume", camp)  # and the campaign goes on
     assert resume.returncode == 0, resume.stderr[-2000:]
