@@ -58,11 +58,14 @@ def _plotly(points, front, budgets, out, title):
                 hovertemplate="%{text}<br>quality %{y:.5f}<br>%{x:.3f}<extra></extra>",
                 marker=dict(symbol=symbol, size=8, color="steelblue" if symbol == "circle" else "grey",
                             opacity=0.7)), row=1, col=col)
-        fig.add_trace(go.Scatter(
-            x=[getattr(p, attr) / scale for p in front.points], y=[p.quality for p in front.points],
-            mode="markers+text", name="Pareto front (quality, latency, memory)", legendgroup="front",
-            showlegend=col == 1, text=[p.arch for p in front.points], textposition="top center",
-            textfont=dict(size=9), marker=dict(size=11, symbol="diamond", color="crimson")), row=1, col=col)
+        for group, name, symbol in zip(_split(front.points, budgets), ("Pareto front (quality, latency, memory)",
+                                                                       "front point over a budget"),
+                                       ("diamond", "diamond-open")):
+            fig.add_trace(go.Scatter(
+                x=[getattr(p, attr) / scale for p in group], y=[p.quality for p in group],
+                mode="markers+text", name=name, legendgroup=name, showlegend=col == 1, text=[p.arch for p in group],
+                textposition="top center", textfont=dict(size=9),
+                marker=dict(size=11, symbol=symbol, color="crimson")), row=1, col=col)
         limit = getattr(budgets, budget_attr)
         if limit is not None:
             fig.add_vline(x=limit / scale, line_dash="dash", row=1, col=col,
@@ -87,8 +90,11 @@ def _matplotlib(points, front, budgets, out, title):
                    color="steelblue", alpha=0.6, label="within budgets")
         ax.scatter([getattr(p, attr) / scale for p in infeasible], [p.quality for p in infeasible], marker="x",
                    color="grey", alpha=0.8, label="over a budget")
-        ax.scatter([getattr(p, attr) / scale for p in front.points], [p.quality for p in front.points], marker="D",
+        front_ok, front_over = _split(front.points, budgets)
+        ax.scatter([getattr(p, attr) / scale for p in front_ok], [p.quality for p in front_ok], marker="D",
                    color="crimson", zorder=3, label="Pareto front (quality, latency, memory)")
+        ax.scatter([getattr(p, attr) / scale for p in front_over], [p.quality for p in front_over], marker="D",
+                   facecolors="none", edgecolors="crimson", zorder=3, label="front point over a budget")
         for p in front.points:
             ax.annotate(_short(p.arch), (getattr(p, attr) / scale, p.quality), fontsize=6,
                         xytext=(4, 4), textcoords="offset points")
@@ -97,6 +103,7 @@ def _matplotlib(points, front, budgets, out, title):
             ax.axvline(limit / scale, linestyle="--", color="black",
                        label=f"{'latency' if attr == 'latency_ms' else 'memory'} budget")
         ax.set_xlabel(label)
+        ax.margins(x=0.15, y=0.08)
         ax.legend(fontsize=7, loc="lower right")
     axes[0].set_ylabel("quality (higher is better)")
     fig.suptitle(f"{title}: {_subtitle(front)}")
