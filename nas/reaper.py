@@ -67,23 +67,39 @@ def cluster_pids(session_dir: str) -> list[int]:
     return sorted((roots | descendants(*roots, procs=procs)) - {me})
 
 
-def kill_cluster(session_dir: str) -> int:
-    pids = cluster_pids(session_dir)
-    for pid in pids:
+def _start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot): with the pid, its identity."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def kill_cluster(session_dir: str, known: dict[int, str] | None = None) -> int:
+    """SIGKILL the cluster's processes: those found now, and those seen earlier (``known``:
+    pid -> start time) that still run — Ray's agents outlive a dead raylet, reparented to
+    init, where only the earlier sighting identifies them."""
+    targets = {pid: _start_time(pid) for pid in cluster_pids(session_dir)}
+    for pid, started in (known or {}).items():
+        if _start_time(pid) == started:
+            targets[pid] = started
+    for pid in targets:
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    return len(pids)
+    return len(targets)
 
 
 def watch(driver_pid: int, session_dir: str) -> None:
-    seen, gone_since = False, None
+    seen, gone_since, known = False, None, {}
     while True:
         if not alive(driver_pid):
-            kill_cluster(session_dir)
+            kill_cluster(session_dir, known)
             return
-        if cluster_pids(session_dir):
+        pids = cluster_pids(session_dir)
+        known.update({pid: _start_time(pid) for pid in pids if pid not in known})
+        if pids:
             seen, gone_since = True, None
         elif seen:  # shut down cleanly: nothing to guard
             gone_since = gone_since or time.monotonic()
