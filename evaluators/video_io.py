@@ -165,7 +165,7 @@ def _sample_video(path: Path, frames: int, fps: float | None) -> list[torch.Tens
     try:
         container = av.open(str(path))
     except Exception as exc:  # noqa: BLE001 - every FFmpeg failure is "cannot decode"
-        raise ClipError(f"cannot open: {one_line(exc)}") from None
+        raise ClipError(f"cannot open: {one_line(exc).replace(f': {str(path)!r}', '')}") from None
     picked: list[torch.Tensor] = []
     decoded = 0
     last_time = interval = 0.0
