@@ -106,7 +106,7 @@ def make_pool(experiment: Experiment, workdir: str, ray_address: str | None) -> 
     if s.workers == 0:
         return InlinePool(spec)
     return RayPool(spec, workers=s.workers, address=ray_address or s.ray_address, timeout_s=s.timeout_s,
-                   retries=s.retries, max_restarts=s.max_restarts)
+                   retries=s.retries, max_restarts=s.max_restarts, gpus_per_worker=s.gpus_per_worker)
 
 
 class Observer:
