@@ -83,7 +83,7 @@ class CandidateRunner:
         backbone = self.space_config.backbone
         if backbone.weights is not None:  # the user's pre-trained image model
             self.info["backbone"] = str(backbone.weights)
-            return build_unet(backbone, self.device)
+            return build_unet(backbone, self.device).eval().requires_grad_(False)  # frozen
         pre = self.train_config.pretrain
         cache = Path(pre.cache_dir) if pre.cache_dir else self.workdir / "cache"
         path = cache / f"backbone-{cache_key(space.unet_config, data, pre, self.train_config)}.pt"

@@ -150,6 +150,9 @@ class Search:
     def _build(self) -> None:
         exp = self.experiment
         self.space = SearchSpace(exp.space)
+        from evaluators.compat import check_inputs
+
+        check_inputs(self.space, exp.data)  # data, weights and UNet fit together, before any work
         table = load_or_build_table(exp, self.space, self.campaign, self.observer.display())
         predict = TableCost(table, self.space)
         check_budgets(self.space, predict, exp.budgets)
