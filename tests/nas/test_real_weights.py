@@ -122,3 +122,11 @@ def test_mismatched_pipeline_or_data_fails_before_any_work(pipe_and_data, tmp_pa
     cfg["space"]["backbone"]["weights"] = str(tmp_path / "nowhere")
     assert main(["search", "run", write(tmp_path / "c.yaml", cfg), "--out", str(tmp_path / "c3")]) == 2
     assert "space.backbone.weights: " in _one_line(capsys)
+
+
+def test_sd15_webvid_plans_here_and_fails_fast_without_its_folders(tmp_path, capsys):
+    assert main(["search", "run", "experiments/sd15_webvid.yaml", "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["problem"] is None and plan["slots"] == 9 and plan["workers"] == 8 and plan["candidates"] > 1
+    assert main(["search", "run", "experiments/sd15_webvid.yaml", "--out", str(tmp_path / "c")]) == 2
+    assert "space.backbone.weights: /data/models/stable-diffusion-v1-5 does not exist" in _one_line(capsys)
