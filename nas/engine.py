@@ -19,7 +19,7 @@ from core.errors import ConfigError
 from nas.campaign import Campaign
 from nas.config import Experiment
 from nas.strategies import Candidate, Cost, Outcome, SearchState, create_strategy
-from nas.workers import InlinePool, Job, RayPool, WorkerPool, check_reachable
+from nas.workers import InlinePool, Job, RayPool, WorkerPool, check_local_gpus, check_reachable
 from search_spaces.architecture import Architecture
 from search_spaces.space import SearchSpace
 
@@ -146,6 +146,8 @@ class Search:
         self.campaign.study()
         if self.ray_address and self.experiment.search.workers and self._pool is None:
             check_reachable(self.ray_address)
+        if not self.ray_address and self.experiment.search.workers and self._pool is None:
+            check_local_gpus(self.experiment.search.gpus_per_worker)
 
     def _build(self) -> None:
         exp = self.experiment

@@ -116,6 +116,20 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
                           "is `ray start --head` running there?") from None
 
 
+def check_local_gpus(gpus_per_worker: float) -> None:
+    """Before any work on a local Ray cluster: one worker's GPU share must exist on this machine
+    (the driver prepares the data and backbone on ``train.device`` too)."""
+    if gpus_per_worker <= 0:
+        return
+    import torch
+
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if have < gpus_per_worker:
+        what = f"only {have} GPU" if have else "no GPUs"
+        raise WorkerError(f"search.gpus_per_worker {gpus_per_worker:g}: this machine's Ray cluster has {what}; "
+                          "set it to 0 to train on CPUs, or give --ray-address of a cluster with GPUs")
+
+
 class _Actor:
     """One worker process: a prepared runner, one thread of torch."""
 

@@ -77,3 +77,23 @@ def test_the_config_key_and_its_device_rule(tiny_config_path):
     with pytest.raises(ConfigError, match="gpus_per_worker must be 0 or more"):
         Experiment.from_dict(data)
     assert Experiment.load(tiny_config_path).search.gpus_per_worker == 0.0
+
+
+def test_search_run_with_gpus_per_worker_on_a_machine_without_gpus_exits_2_before_any_work(
+        tiny_config_path, tmp_path, capsys):
+    import torch
+    import yaml
+
+    from nas.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    cfg = yaml.safe_load(open(tiny_config_path))
+    cfg["train"]["device"] = "cuda"
+    cfg["search"]["gpus_per_worker"] = 0.5
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["search", "run", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "camp")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["hwnas: error: search.gpus_per_worker 0.5: this machine's Ray cluster has no GPUs; set it to 0 "
+                   "to train on CPUs, or give --ray-address of a cluster with GPUs"]
+    assert not (tmp_path / "camp" / "lut.parquet").exists()
