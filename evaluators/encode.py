@@ -83,6 +83,13 @@ def load_text_encoder(spec: str, settings: EncodeSettings, device: str = "cpu"):
     if spec in TEXT_BUILTINS:
         from evaluators.text import text_encoder
 
+        if spec == "minilm":
+            try:  # its loading bar would break the plain progress lines on stderr
+                import transformers
+
+                transformers.logging.disable_progress_bar()
+            except ImportError:
+                pass
         dim = settings.text_dim or (384 if spec == "minilm" else None)
         if dim is None:
             raise HwnasError("--text-encoder builtin needs --text-dim D (the UNet's cross_attention_dim)")
