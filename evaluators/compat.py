@@ -42,6 +42,11 @@ def check_inputs(space, data: DataConfig) -> None:
     _, frames, _, height, width = space.video_shape
     _, tokens, _ = space.text_shape
     if data.dir is None:
+        if data.set == "realistic":
+            if in_channels != 4:
+                raise ConfigError(f"data.set: realistic has 4-channel latents (its VAE); the UNet's in_channels is "
+                                  f"{in_channels}")
+            return
         if in_channels != 3:
             raise ConfigError(f"data.dir: unset, so the built-in RGB set (3 channels) would be used, but the UNet "
                               f"takes {in_channels} latent channels; encode videos with `hwnas data encode` and set "

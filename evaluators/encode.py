@@ -283,8 +283,8 @@ def _finish(work: _Work, out: Path, model, encoder, settings: EncodeSettings, fo
                        "frames": settings.frames, "fps": settings.fps, "size": [settings.height, settings.width],
                        "vae": str(model.path), "scaling_factor": model.scale, "downsample": model.factor}}
     atomic_json(work.dir / "meta.json", meta)
-    work.progress_path.unlink()
     os.replace(work.dir, out)
+    (out / "progress.json").unlink()
     return out
 
 

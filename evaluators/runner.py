@@ -73,8 +73,14 @@ class CandidateRunner:
         _, frames, channels, height, width = space.video_shape
         _, tokens, dim = space.text_shape
         if cfg.dir is None and not (path / "meta.json").is_file():
-            synthesise(path, cfg.videos, cfg.val_videos, frames, height, width, tokens, dim, cfg.seed,
-                       cfg.text_encoder)
+            if cfg.set == "realistic":
+                from evaluators.realistic import synthesise_realistic
+
+                synthesise_realistic(path, cfg.videos, cfg.val_videos, frames, height, width, tokens, dim, cfg.seed,
+                                     cfg.text_encoder, cache_dir=self.workdir / "cache")
+            else:
+                synthesise(path, cfg.videos, cfg.val_videos, frames, height, width, tokens, dim, cfg.seed,
+                           cfg.text_encoder)
         data = LatentDataset(path)
         data.check_shapes(frames, channels, height, width, tokens, dim)
         return data

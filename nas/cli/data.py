@@ -16,6 +16,9 @@ def register(sub) -> None:
     p.add_argument("--val-videos", type=int, default=64, help="clips held out for validation (default 64)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--text-encoder", choices=("builtin", "minilm"), default="builtin")
+    p.add_argument("--set", choices=("shapes", "realistic"), default="shapes",
+                   help="shapes: coloured shapes as RGB pixels (default); realistic: pans, zooms and cut-outs over "
+                        "bundled photos through a small VAE (4-channel latents)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run_synth)
 
@@ -79,17 +82,27 @@ def run_synth(args) -> int:
     if args.videos < 2 or not 1 <= args.val_videos < args.videos:
         raise CliError(f"--videos {args.videos} / --val-videos {args.val_videos}: need 1 <= val-videos < videos")
     frames, height, width, tokens, dim = 8, 16, 16, 8, 32
+    want = 4 if args.set == "realistic" else 3
     if args.config:
         from search_spaces.space import SearchSpace
 
         space = SearchSpace(load_experiment(args.config).space)
         _, frames, channels, height, width = space.video_shape
         _, tokens, dim = space.text_shape
-        if channels != 3:
-            raise CliError(f"{args.config}: the built-in set is RGB pixels (3 channels); the backbone takes {channels}")
+        if channels != want:
+            what = "4-channel VAE latents" if want == 4 else "RGB pixels (3 channels)"
+            raise CliError(f"{args.config}: the {args.set} set is {what}; the backbone takes {channels}")
     start = time.perf_counter()
-    synthesise(args.out, args.videos, args.val_videos, frames, height, width, tokens, dim, args.seed,
-               args.text_encoder)
+    if args.set == "realistic":
+        from pathlib import Path
+
+        from evaluators.realistic import synthesise_realistic
+
+        synthesise_realistic(args.out, args.videos, args.val_videos, frames, height, width, tokens, dim, args.seed,
+                             args.text_encoder, cache_dir=Path(args.out).parent / ".hwnas-cache")
+    else:
+        synthesise(args.out, args.videos, args.val_videos, frames, height, width, tokens, dim, args.seed,
+                   args.text_encoder)
     info = _dataset_summary(LatentDataset(args.out)) | {"seconds": round(time.perf_counter() - start, 3)}
     if args.json:
         emit_json(info)
