@@ -21,7 +21,11 @@ from evaluators.vae import ModelFolderError, model_folder, read_config
 def text_folders(path: str | Path) -> tuple[Path, Path]:
     """(model folder, tokenizer folder) of a pipeline or of a single folder."""
     model = model_folder(path, "text_encoder", "--text-encoder")
-    tokenizer = Path(path) / "tokenizer" if (Path(path) / "tokenizer").is_dir() else model
+    tokenizer = model
+    for candidate in (Path(path) / "tokenizer", model.parent / "tokenizer"):  # a pipeline, or its text_encoder/
+        if candidate.is_dir():
+            tokenizer = candidate
+            break
     return model, tokenizer
 
 

@@ -101,6 +101,17 @@ def load_text_encoder(spec: str, settings: EncodeSettings, device: str = "cpu"):
     return ClipTextEncoder(spec, settings.tokens, device)  # D is the model's width; --text-dim is not used
 
 
+def check_device(device: str) -> None:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise HwnasError(f"--device {device!r}: not a torch device (cpu, cuda, cuda:N, mps)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise HwnasError(f"--device {device}: this machine has no CUDA GPU; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise HwnasError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPUs")
+
+
 def check_against_unet(unet_config: dict, latent_channels: int, text_dim: int, where: str) -> None:
     """The data's latent channels must be the UNet's ``in_channels`` and the text width its
     ``cross_attention_dim``."""
@@ -177,6 +188,7 @@ def encode_dataset(videos: str | Path, captions: str | Path, vae: str | Path, te
     ``progress`` is a ``core.progress.Progress`` (or None)."""
     from evaluators.vae import Vae
 
+    check_device(device)
     out = Path(out)
     if (out / "meta.json").is_file() or (out.exists() and any(out.iterdir())):
         raise HwnasError(f"--out {out}: exists; choose another folder or delete it")

@@ -166,6 +166,16 @@ def test_a_killed_encode_resumes_keeping_its_finished_shards(pipeline, videos, t
         encode_dataset(*args, tmp_path / "x", settings)
 
 
+def test_the_vae_and_text_encoder_subfolders_work_as_well_as_the_pipeline(pipeline, videos, tmp_path):
+    settings = EncodeSettings(4, 16, 16, fps=4.0, val_videos=1, tokens=8)
+    a = encode_dataset(videos, videos.parent / "captions.csv", pipeline, str(pipeline), tmp_path / "a", settings)
+    b = encode_dataset(videos, videos.parent / "captions.csv", pipeline / "vae", str(pipeline / "text_encoder"),
+                       tmp_path / "b", settings)
+    for split in ("train", "val"):
+        torch.testing.assert_close(LatentDataset(a).load(split).latents, LatentDataset(b).load(split).latents)
+        torch.testing.assert_close(LatentDataset(a).load(split).text, LatentDataset(b).load(split).text)
+
+
 def _encode(videos, pipeline, out, *extra):
     return main(["data", "encode", str(videos), "--captions", str(videos.parent / "captions.csv"), "--vae",
                  str(pipeline), "--text-encoder", str(pipeline), "--frames", "4", "--size", "16x16", "--out", str(out),
@@ -192,6 +202,9 @@ def test_bad_input_is_one_line_and_exit_2(pipeline, videos, tmp_path, capsys, ti
     assert "--size 15x16: this VAE downsamples by 2" in err()
     assert _encode(videos, pipeline, tmp_path / "o3", "--frames", "0") == 2
     assert "--frames 0" in err()
+    if not torch.cuda.is_available():
+        assert _encode(videos, pipeline, tmp_path / "o3", "--device", "cuda") == 2
+        assert "--device cuda: this machine has no CUDA GPU" in err()
     assert _encode(videos, pipeline, tmp_path / "o4", "--config", tiny_config_path, "--size", "32x32",
                    "--frames", "8") == 2  # tiny: 3-channel UNet, cross_attention_dim 32
     assert "the VAE's latent channels (4) differ from the UNet's in_channels (3)" in err()
