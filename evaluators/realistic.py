@@ -294,8 +294,12 @@ def synthesise_realistic(out: str | Path, videos: int, val_videos: int, frames: 
     if height != width:
         raise HwnasError(f"the realistic set is square; space.video is {height}x{width}")
     encode = make_text(text_encoder, tokens, dim)
+    import json as _json
+
+    trained = _json.loads((vae.path / "training.json").read_text()) if (vae.path / "training.json").is_file() else {}
     writer = DatasetWriter(out, (frames, vae.channels, height, width), (tokens, dim), encode.name,
-                           f"realistic: {vae.name}")
+                           f"realistic: small VAE {trained.get('key', vae.path.name)} (C={vae.channels}, "
+                           f"/{vae.factor}, scale={vae.scale:g})")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -80,3 +80,17 @@ def test_the_set_is_the_small_vae_latents_of_its_frames(tmp_path, monkeypatch):
     decoded = vae.decode(train.latents[:2].flatten(0, 1))
     assert (decoded - frames[:2].flatten(0, 1)).abs().mean() < 0.08  # a working autoencoder, not noise
     assert 0.5 < float(train.latents.std()) < 2.0  # the scaling factor gives ~unit-variance latents
+
+
+def test_the_realistic_set_needs_a_4_channel_unet(tiny_config_path):
+    from core.config import load_yaml
+    from core.errors import ConfigError
+    from evaluators.compat import check_inputs
+    from nas.config import Experiment
+    from search_spaces.space import SearchSpace
+
+    exp = Experiment.from_dict(load_yaml(tiny_config_path) | {"data": {"set": "realistic"}})
+    with pytest.raises(ConfigError, match="data.set: realistic has 4-channel latents .* in_channels is 3"):
+        check_inputs(SearchSpace(exp.space), exp.data)
+    exp = Experiment.load("experiments/realistic.yaml")
+    check_inputs(SearchSpace(exp.space), exp.data)  # the shipped experiment fits
