@@ -143,7 +143,8 @@ def main() -> None:
     t0 = time.perf_counter()
     if not (data / "meta.json").is_file():
         settings = EncodeSettings(frames, size, size, fps=4.0 if not args.smoke else 8.0,
-                                  val_videos=max(2, args.videos // 8), batch=4, tokens=None if not args.smoke else 8)
+                                  val_videos=max(2, args.videos // 8), batch=4 if args.smoke else 1,  # 15 frames
+                                  tokens=None if not args.smoke else 8)  # of 512x512 per SD-VAE call
         encode_dataset(videos, videos / "captions.csv", pipe, str(pipe), data, settings, device)
         timings["encode_s"] = time.perf_counter() - t0  # only when encoded now (not a cached set)
         timings["encode_clips_per_s"] = args.videos / timings["encode_s"]
