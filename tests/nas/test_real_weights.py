@@ -128,5 +128,10 @@ def test_sd15_webvid_plans_here_and_fails_fast_without_its_folders(tmp_path, cap
     assert main(["search", "run", "experiments/sd15_webvid.yaml", "--dry-run", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["problem"] is None and plan["slots"] == 9 and plan["workers"] == 8 and plan["candidates"] > 1
-    assert main(["search", "run", "experiments/sd15_webvid.yaml", "--out", str(tmp_path / "c")]) == 2
+    if not torch.cuda.is_available():  # here the GPUs are missing first
+        assert main(["search", "run", "experiments/sd15_webvid.yaml", "--out", str(tmp_path / "c")]) == 2
+        assert "search.gpus_per_worker 1: this machine's Ray cluster has no GPUs" in _one_line(capsys)
+    cfg = yaml.safe_load(open("experiments/sd15_webvid.yaml"))
+    cfg["train"]["device"], cfg["search"]["gpus_per_worker"] = "cpu", 0
+    assert main(["search", "run", write(tmp_path / "cpu.yaml", cfg), "--out", str(tmp_path / "c2")]) == 2
     assert "space.backbone.weights: /data/models/stable-diffusion-v1-5 does not exist" in _one_line(capsys)
