@@ -21,9 +21,12 @@ def _at_least(obj, names, low) -> None:
 @dataclass(frozen=True)
 class DataConfig:
     """Precomputed video latents (``evaluators.data``). ``dir`` unset: the built-in synthetic
-    set of ``videos`` clips (``val_videos`` of them held out) is written into the workdir."""
+    set of ``videos`` clips (``val_videos`` of them held out) is written into the workdir:
+    ``set: shapes`` (coloured shapes, RGB pixels as latents) or ``realistic`` (pans, zooms and
+    cut-outs over bundled photos through a small VAE: 4-channel latents; ``evaluators.realistic``)."""
 
     dir: str | None = None
+    set: Literal["shapes", "realistic"] = "shapes"
     videos: int = 512
     val_videos: int = 64
     seed: int = 0

@@ -69,8 +69,14 @@ class CandidateRunner:
         _, frames, channels, height, width = space.video_shape
         _, tokens, dim = space.text_shape
         if cfg.dir is None and not (path / "meta.json").is_file():
-            synthesise(path, cfg.videos, cfg.val_videos, frames, height, width, tokens, dim, cfg.seed,
-                       cfg.text_encoder)
+            if cfg.set == "realistic":
+                from evaluators.realistic import synthesise_realistic
+
+                synthesise_realistic(path, cfg.videos, cfg.val_videos, frames, height, width, tokens, dim, cfg.seed,
+                                     cfg.text_encoder, cache_dir=self.workdir / "cache")
+            else:
+                synthesise(path, cfg.videos, cfg.val_videos, frames, height, width, tokens, dim, cfg.seed,
+                           cfg.text_encoder)
         data = LatentDataset(path)
         data.check_shapes(frames, channels, height, width, tokens, dim)
         return data
@@ -79,7 +85,7 @@ class CandidateRunner:
         backbone = self.space_config.backbone
         if backbone.weights is not None:  # the user's pre-trained image model
             self.info["backbone"] = str(backbone.weights)
-            return build_unet(backbone, self.device)
+            return build_unet(backbone, self.device).eval().requires_grad_(False)  # frozen
         pre = self.train_config.pretrain
         cache = Path(pre.cache_dir) if pre.cache_dir else self.workdir / "cache"
         path = cache / f"backbone-{cache_key(space.unet_config, data, pre, self.train_config)}.pt"

@@ -35,7 +35,8 @@ class SearchConfig:
     campaign's training budget (the same for every strategy, so they compare fairly).
     ``workers: 0`` evaluates in-process (``InlinePool``); otherwise Ray actors, on a local
     cluster or the one at ``ray_address``. ``storage`` is any Optuna storage URL (default
-    ``sqlite:///CAMPAIGN/trials.db``).
+    ``sqlite:///CAMPAIGN/trials.db``). ``gpus_per_worker`` (fractional allowed, default 0)
+    is each Ray actor's share of a GPU: it trains on the GPU Ray assigns (``train.device: cuda``).
     """
 
     strategy: str = "snapgen"
@@ -44,6 +45,7 @@ class SearchConfig:
     max_train_steps: int | None = None
     max_rounds: int = 50
     workers: int = 2
+    gpus_per_worker: float = 0.0
     ray_address: str | None = None
     timeout_s: float = 1800.0
     retries: int = 2
@@ -63,6 +65,8 @@ class SearchConfig:
                 raise ValueError(f"{name} must be non-negative")
         if self.timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
+        if self.gpus_per_worker < 0:
+            raise ValueError(f"gpus_per_worker must be 0 or more (fractions share a GPU), got {self.gpus_per_worker}")
         from nas.strategies import STRATEGIES
 
         if self.strategy not in STRATEGIES:
@@ -81,6 +85,13 @@ class Experiment:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+
+    def __post_init__(self):
+        from core.errors import ConfigError
+
+        if self.search.gpus_per_worker > 0 and self.search.workers and self.train.device != "cuda":
+            raise ConfigError(f"search.gpus_per_worker {self.search.gpus_per_worker:g}: set train.device to cuda "
+                              f"(the GPU Ray assigns each worker), not {self.train.device!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Experiment":

@@ -19,7 +19,7 @@ from core.errors import ConfigError, one_line
 from nas.campaign import Campaign
 from nas.config import Experiment
 from nas.strategies import Candidate, Cost, Outcome, SearchState, create_strategy
-from nas.workers import InlinePool, Job, RayPool, WorkerPool, check_reachable
+from nas.workers import InlinePool, Job, RayPool, WorkerPool, check_local_gpus, check_reachable
 from search_spaces.architecture import Architecture
 from search_spaces.space import SearchSpace
 
@@ -134,7 +134,7 @@ def make_pool(experiment: Experiment, workdir: str, ray_address: str | None) -> 
     if s.workers == 0:
         return InlinePool(spec)
     return RayPool(spec, workers=s.workers, address=ray_address or s.ray_address, timeout_s=s.timeout_s,
-                   retries=s.retries, max_restarts=s.max_restarts)
+                   retries=s.retries, max_restarts=s.max_restarts, gpus_per_worker=s.gpus_per_worker)
 
 
 class Observer:
@@ -174,10 +174,15 @@ class Search:
         self.campaign.study()
         if self.ray_address and self.experiment.search.workers and self._pool is None:
             check_reachable(self.ray_address)
+        if not self.ray_address and self.experiment.search.workers and self._pool is None:
+            check_local_gpus(self.experiment.search.gpus_per_worker)
 
     def _build(self) -> None:
         exp = self.experiment
         self.space = SearchSpace(exp.space)
+        from evaluators.compat import check_inputs
+
+        check_inputs(self.space, exp.data)  # data, weights and UNet fit together, before any work
         table = load_or_build_table(exp, self.space, self.campaign, self.observer.display())
         predict = TableCost(table, self.space)
         self.budgets = resolve_budgets(self.space, predict, exp.budgets)

@@ -8,6 +8,13 @@ the object store once per round (``ray.put``) and travel as references. A crashe
 is restarted and its task retried (``max_restarts``/``max_task_retries``); a candidate
 that runs past ``timeout_s`` has its actor killed and replaced, and is recorded as failed
 with the reason. ``InlinePool`` runs the same interface in this process, for debugging.
+
+GPUs: with ``gpus_per_worker`` g > 0 each actor asks Ray for g GPUs (fractional allowed:
+0.5 puts two actors on one GPU), so a node with N GPUs runs N/g candidates at once. Ray
+sets each actor's ``CUDA_VISIBLE_DEVICES`` to the GPU it assigned, so a runner on device
+``cuda`` trains there (``ray.get_gpu_ids()`` names it; ``RayPool.devices()`` reports it).
+A cluster with fewer GPUs than one actor needs is refused at start; with fewer than all
+actors need, the pool starts as many actors as fit (Ray would leave the rest waiting).
 """
 from __future__ import annotations
 
@@ -110,6 +117,20 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
                           "is `ray start --head` running there?") from None
 
 
+def check_local_gpus(gpus_per_worker: float) -> None:
+    """Before any work on a local Ray cluster: one worker's GPU share must exist on this machine
+    (the driver prepares the data and backbone on ``train.device`` too)."""
+    if gpus_per_worker <= 0:
+        return
+    import torch
+
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if have < gpus_per_worker:
+        what = f"only {have} GPU" if have else "no GPUs"
+        raise WorkerError(f"search.gpus_per_worker {gpus_per_worker:g}: this machine's Ray cluster has {what}; "
+                          "set it to 0 to train on CPUs, or give --ray-address of a cluster with GPUs")
+
+
 class _Actor:
     """One worker process: a prepared runner, one thread of torch."""
 
@@ -126,11 +147,26 @@ class _Actor:
     def pid(self) -> int:
         return os.getpid()
 
+    def device(self) -> dict:
+        """Where this actor trains: the GPUs Ray assigned it and what torch sees."""
+        import ray
+        import torch
+
+        return {"pid": os.getpid(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                "torch_cuda_devices": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+                "runner_device": str(getattr(self.runner, "device", "cpu"))}
+
 
 class RayPool(WorkerPool):
     def __init__(self, make_runner: Callable[[], Any], workers: int = 2, address: str | None = None,
-                 timeout_s: float = 1800.0, retries: int = 2, max_restarts: int = 2, cpus_per_worker: float = 1.0):
+                 timeout_s: float = 1800.0, retries: int = 2, max_restarts: int = 2, cpus_per_worker: float = 1.0,
+                 gpus_per_worker: float = 0.0):
         super().__init__(make_runner)
+        if gpus_per_worker < 0:
+            raise WorkerError(f"search.gpus_per_worker {gpus_per_worker:g}: must be 0 or more")
+        self.gpus_per_worker = gpus_per_worker
+        self.notes: list[str] = []
         self.workers, self.address = workers, address
         self.timeout_s, self.retries, self.max_restarts = timeout_s, retries, max_restarts
         self.cpus_per_worker = cpus_per_worker
@@ -159,9 +195,35 @@ class RayPool(WorkerPool):
                 where = f"--ray-address / search.ray_address {self.address!r}" if self.address else "a local Ray cluster"
                 raise WorkerError(f"cannot start {where}: {one_line(exc)}") from None
             self._started_ray = True
-        self._remote = ray.remote(num_cpus=self.cpus_per_worker, max_restarts=self.max_restarts,
-                                  max_task_retries=self.retries)(_Actor)
+        if self.gpus_per_worker:
+            self._fit_gpus(ray)
+        self._remote = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker,
+                                  max_restarts=self.max_restarts, max_task_retries=self.retries)(_Actor)
         self.actors = [self._new_actor() for _ in range(self.workers)]
+
+    def _fit_gpus(self, ray) -> None:
+        total = float(ray.cluster_resources().get("GPU", 0.0))
+        if total < self.gpus_per_worker:
+            where = f"the Ray cluster at {self.address}" if self.address else "this machine's Ray cluster"
+            have = f"only {total:g} GPU" if total else "no GPUs"
+            self.close()
+            raise WorkerError(f"search.gpus_per_worker {self.gpus_per_worker:g}: {where} has {have}; "
+                              "set it to 0 to train on CPUs")
+        fit = int(total / self.gpus_per_worker + 1e-9)
+        if fit < self.workers:
+            self.notes.append(f"search.workers {self.workers} at {self.gpus_per_worker:g} GPU each needs "
+                              f"{self.workers * self.gpus_per_worker:g} GPUs, the cluster has {total:g}: "
+                              f"{fit} workers")
+            import warnings
+
+            warnings.warn(self.notes[-1], stacklevel=2)
+            self.workers = fit
+
+    def devices(self) -> list[dict]:
+        """Each actor's assigned GPUs and device (see ``_Actor.device``)."""
+        import ray
+
+        return ray.get([a.device.remote() for a in self.actors])
 
     def _new_actor(self):
         return self._remote.remote(self.make_runner)

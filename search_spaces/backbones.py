@@ -27,19 +27,22 @@ PRESET_DIR = Path(__file__).parent / "presets"
 @dataclass(frozen=True)
 class BackboneConfig:
     """``preset`` names a bundled diffusers config (``tiny``, ``sd15``); ``config`` is a path to
-    a diffusers ``config.json`` instead; ``weights`` a local diffusers model directory (its
-    config wins); ``overrides`` change single keys of the config."""
+    a diffusers ``config.json`` instead; ``weights`` a local diffusers UNet folder or a whole
+    pipeline folder (its ``unet/`` is used; the config there wins); ``overrides`` change
+    single keys of the config. With both ``weights`` and a ``preset``/``config``, a weights
+    folder that is not there yet (a cluster path) leaves the preset to plan with
+    (``--dry-run``, the lookup table); loading the weights to train then fails with its path."""
 
-    preset: str | None = "tiny"
+    preset: str | None = None  # none of the three given: "tiny"
     config: str | None = None
     weights: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.preset is None and self.config is None and self.weights is None:
+            object.__setattr__(self, "preset", "tiny")
         if self.preset is not None and self.preset not in list_presets():
             raise ValueError(f"preset {self.preset!r} is not bundled; allowed: {', '.join(list_presets())}")
-        if self.preset is None and self.config is None and self.weights is None:
-            raise ValueError("give one of preset, config or weights")
 
 
 def list_presets() -> list[str]:
@@ -58,10 +61,27 @@ def _read_json(path: Path, what: str) -> dict:
     return data
 
 
+def unet_folder(weights: str | Path) -> Path:
+    """The UNet's folder: ``weights`` itself, or a pipeline's ``weights/unet``."""
+    path = Path(weights)
+    return path / "unet" if (path / "unet" / "config.json").is_file() else path
+
+
+def pipeline_folder(weights: str | Path) -> Path | None:
+    """The pipeline folder around a ``weights`` UNet (with ``vae/``, ``text_encoder/``), if any."""
+    path = Path(weights)
+    if (path / "unet" / "config.json").is_file():
+        return path
+    if path.name == "unet" and (path.parent / "model_index.json").is_file():
+        return path.parent
+    return None
+
+
 def unet_config(cfg: BackboneConfig) -> dict:
     """The diffusers config dict the backbone is built from."""
-    if cfg.weights is not None:
-        data = _read_json(Path(cfg.weights) / "config.json", "space.backbone.weights")
+    planned = cfg.preset is not None or cfg.config is not None
+    if cfg.weights is not None and not (planned and not Path(cfg.weights).exists()):
+        data = _read_json(unet_folder(cfg.weights) / "config.json", "space.backbone.weights")
     elif cfg.config is not None:
         data = _read_json(Path(cfg.config), "space.backbone.config")
     else:
@@ -79,7 +99,10 @@ def build_unet(cfg: BackboneConfig, device: str | torch.device = "cpu"):
     logging.getLogger("diffusers").setLevel(logging.ERROR)
     try:
         if cfg.weights is not None and str(device) != "meta":
-            unet = UNet2DConditionModel.from_pretrained(cfg.weights, local_files_only=True, **cfg.overrides)
+            if not Path(cfg.weights).exists():
+                raise ConfigError(f"space.backbone.weights: {cfg.weights} does not exist")
+            unet = UNet2DConditionModel.from_pretrained(unet_folder(cfg.weights), local_files_only=True,
+                                                        **cfg.overrides)
             return unet.to(device)
         with torch.device(device):
             return UNet2DConditionModel.from_config(config)
