@@ -53,7 +53,7 @@ def build_table(space: SearchSpace | None, lut_config: LutConfig, out_path: str 
                 m = profiler.measure_backbone(space)
             else:
                 m = profiler.measure_op(entry.shape)
-            table.add(entry.key, m)
+            table.add(entry.key, m, protocol=fingerprint)
             table.save(out_path)
     if not out_path.exists():
         table.save(out_path)
