@@ -1,8 +1,10 @@
 """``hwnas cost MODEL``: FLOPs, parameters and peak activation memory of one forward.
 
-MODEL is an experiment YAML (with ``--arch``) or a diffusers model class
-(``diffusers:UNet2DConditionModel``) built from ``--config`` (a JSON file or inline JSON) or
-the class defaults. Everything is built and run on the meta device, so an SD-1.5-sized
+MODEL is an experiment YAML (with ``--arch``) or a diffusers UNet class
+(``diffusers:UNet2DConditionModel``, the video UNets ``UNetSpatioTemporalConditionModel``,
+``UNet3DConditionModel``, ``UNetMotionModel``) built from ``--config`` (a JSON file or inline
+JSON) or the class defaults, with inputs shaped per class (``search_spaces.video_cost``); it
+reports a breakdown by module kind. Everything is built and run on the meta device, so an SD-1.5-sized
 UNet costs in about a second and no memory.
 """
 from __future__ import annotations
@@ -28,7 +30,7 @@ def register(sub) -> None:
     p.add_argument("--config", help="diffusers model config: a JSON file or an inline JSON object")
     p.add_argument("--input", action="append", default=[], metavar="NAME=AxBxC",
                    help="shape of a forward input (repeatable); 'NAME=' alone gives a scalar")
-    p.add_argument("--frames", type=int, default=16, help="frames for video diffusers classes without --input")
+    p.add_argument("--frames", type=int, help="frames for video diffusers classes without --input (default: the class's)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 
@@ -50,11 +52,12 @@ def _config_arg(text: str | None) -> dict:
     if text is None:
         return {}
     path = Path(text)
-    raw = path.read_text() if path.is_file() else text
+    inline = text.lstrip().startswith("{")  # long inline JSON is no file name (os.stat: name too long)
+    raw = text if inline or not path.is_file() else path.read_text()
     try:
         data = json.loads(raw)
     except json.JSONDecodeError:
-        what = f"file {text}" if path.is_file() else "--config"
+        what = "--config" if inline or not path.is_file() else f"file {text}"
         raise CliError(f"{what} is neither a JSON file nor inline JSON") from None
     if not isinstance(data, dict):
         raise CliError("--config must be a JSON object")
@@ -63,19 +66,6 @@ def _config_arg(text: str | None) -> dict:
 
 def _meta(shape) -> torch.Tensor:
     return torch.empty(shape, device="meta")
-
-
-def _diffusers_model(name: str, config: dict):
-    import diffusers
-
-    cls = getattr(diffusers, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
-        raise CliError(f"diffusers has no model class {name!r} (e.g. diffusers:UNet2DConditionModel)")
-    try:
-        with torch.device("meta"):
-            return cls.from_config(config) if config else cls()
-    except (TypeError, ValueError) as exc:
-        raise CliError(f"{name} cannot be built from this config: {str(exc).splitlines()[0]}") from None
 
 
 def _default_input(name: str, model, cls_name: str, frames: int):
@@ -123,10 +113,19 @@ def _forward_inputs(model, cls_name: str, shapes: dict, frames: int) -> dict:
 def run(args) -> int:
     shapes = parse_inputs(args.input)
     if args.model.startswith("diffusers:"):
-        cls_name = args.model.split(":", 1)[1]
-        model = _diffusers_model(cls_name, _config_arg(args.config))
-        kwargs = _forward_inputs(model, cls_name, shapes, args.frames)
-        label = args.model
+        from search_spaces.video_cost import diffusers_cost
+
+        report = diffusers_cost(args.model.split(":", 1)[1], _config_arg(args.config), shapes, args.frames)
+        if args.json:
+            emit_json(report.as_dict())
+            return 0
+        print(f"{args.model} ({', '.join(f'{k}={chr(120).join(map(str, v))}' for k, v in report.inputs.items())})\n"
+              f"  FLOPs per step: {report.flops:,} ({report.flops / 1e12:.3f} TFLOPs)\n"
+              f"  params: {report.params:,}\n  activation peak: {report.activation_peak_bytes / 2**20:,.1f} MiB")
+        for kind, b in report.breakdown.items():
+            share = b["flops"] / report.flops if report.flops else 0
+            print(f"  {kind:18s} {b['flops'] / 1e12:9.3f} TFLOPs ({share:5.1%})  {b['params'] / 1e6:9.1f} M params")
+        return 0
     else:
         from nas.cli_common import load_experiment
         from search_spaces.backbones import build_unet

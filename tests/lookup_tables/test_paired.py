@@ -8,7 +8,6 @@ from lookup_tables import LookupTable
 from lookup_tables.calibrate import default_design, fit
 from lookup_tables.grid import backbone_key
 from lookup_tables.paired import PairedMeter, paired_stats
-from lookup_tables.profilers.base import Measurement
 from lookup_tables.unsure import by_provenance, measure_if_unsure, should_measure
 from lookup_tables.validate import kendall, spearman
 from search_spaces.architecture import Architecture, Layer
