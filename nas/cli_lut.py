@@ -243,7 +243,7 @@ def run_validate(args) -> int:
         if a["n"]:
             print(f"{what}: {a['within_5pct']:.0%} within ±5 %, {a['within_10pct']:.0%} within ±10 %, "
                   f"MAPE {a['mape']:.2%}, RMSE {a['rmse']:.4g} over {a['n']} networks")
-    print(f"memory measured by: {report['memory_meter']}")
+    print(f"memory measured by: {report['memory_meter'] or 'nothing (this backend does not run the network)'}")
     lat, tem, ceil = report["latency"], report["temporal"], report["ceiling"]
     print(f"rank (drift-corrected, paired): Spearman {_f(lat['spearman'])}, Kendall {_f(lat['kendall'])}; "
           f"two-pass ceiling Spearman {_f(ceil['spearman'])}")
