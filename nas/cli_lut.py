@@ -69,8 +69,8 @@ def register(sub) -> None:
     p.add_argument("config")
     p.add_argument("--repeats", type=int, help="A,B rounds per network (default: the table's repeats)")
     p.add_argument("--warmup", type=int)
-    p.add_argument("--source", default="in_situ",
-                   help="in_situ (temporal layers timed inside the network) or paired (network - backbone)")
+    p.add_argument("--source", help="in_situ (temporal layers timed inside the network; cpu, the default there) "
+                                    "or paired (network - backbone; the default elsewhere)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_calibrate)
 
@@ -276,7 +276,8 @@ def run_calibrate(args) -> int:
     table = LookupTable.load(args.lut)
     exp = load_experiment(args.config)
     cfg = _table_protocol(table, exp, args)
-    doc = calibrate(table, _space(exp), cfg, source=args.source,
+    source = args.source or ("in_situ" if cfg.backend == "torch" and cfg.device == "cpu" else "paired")
+    doc = calibrate(table, _space(exp), cfg, source=source,
                     progress=None if args.json else lambda i, a: print(f"[{i + 1}] {a}", file=sys.stderr))
     table.save(args.lut)
     if args.json:

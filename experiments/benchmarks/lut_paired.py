@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=30)
     ap.add_argument("--actions", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=30, help="A,B rounds per pair")
-    ap.add_argument("--source", default="in_situ", help="calibration source: in_situ or paired")
+    ap.add_argument("--source", help="calibration source: in_situ (default on cpu) or paired (default elsewhere)")
     ap.add_argument("--out-dir")
     ap.add_argument("--name")
     args = ap.parse_args()
@@ -76,7 +76,7 @@ def main() -> None:
         table = build_table(space, cfg, Path(tmp) / "t.parquet", progress=False)
         result["build_seconds"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        cal = calibrate(table, space, check, source=args.source)
+        cal = calibrate(table, space, check, source=args.source or ("in_situ" if args.device == "cpu" else "paired"))
         result["calibration_seconds"] = time.perf_counter() - t1
         result["calibration"] = cal
         t2 = time.perf_counter()

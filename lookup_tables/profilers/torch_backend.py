@@ -215,14 +215,17 @@ class TorchProfiler(Profiler):
         # ``run.situ[0]`` accumulates it; ``interleaved`` reads it per call.
         clock = time.thread_time if self.config.clock == "thread" else time.perf_counter
         situ, starts = [0.0], []
-        for stack in model.temporal.values():
+        # Host clocks around asynchronous GPU kernels would time their launch: CPU only.
+        for stack in (model.temporal.values() if self.device.type == "cpu" else ()):
             stack.register_forward_pre_hook(lambda m, a: starts.append(clock()))
             stack.register_forward_hook(lambda m, a, o: situ.__setitem__(0, situ[0] + clock() - starts.pop()))
 
         def run():
             return call(*inputs)
 
-        run.module, run.inputs, run.situ, run.situ_ms = call, inputs, situ, []
+        run.module, run.inputs = call, inputs
+        if self.device.type == "cpu":
+            run.situ, run.situ_ms = situ, []
         return run
 
     def interleaved(self, fns: list[Callable[[], object]], rounds: int, warmup: int | None = None) -> list[list[float]]:
