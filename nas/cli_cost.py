@@ -121,7 +121,8 @@ def run(args) -> int:
             return 0
         print(f"{args.model} ({', '.join(f'{k}={chr(120).join(map(str, v))}' for k, v in report.inputs.items())})\n"
               f"  FLOPs per step: {report.flops:,} ({report.flops / 1e12:.3f} TFLOPs)\n"
-              f"  params: {report.params:,}\n  activation peak: {report.activation_peak_bytes / 2**20:,.1f} MiB")
+              f"  params: {report.params:,}\n  activation peak: {report.activation_peak_bytes / 2**20:,.1f} MiB "
+              f"(math attention; {report.activation_peak_fused_bytes / 2**20:,.1f} MiB with a fused kernel)")
         for kind, b in report.breakdown.items():
             share = b["flops"] / report.flops if report.flops else 0
             print(f"  {kind:18s} {b['flops'] / 1e12:9.3f} TFLOPs ({share:5.1%})  {b['params'] / 1e6:9.1f} M params")

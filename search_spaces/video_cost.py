@@ -20,7 +20,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from search_spaces.cost import LiveTensorTracker
+from search_spaces.cost import FusedAttention, LiveTensorTracker
 from search_spaces.errors import HwnasError
 
 KINDS = ("spatial_conv", "spatial_attention", "temporal", "other")
@@ -70,10 +70,12 @@ class CostReport:
     activation_peak_bytes: int
     inputs: dict[str, list[int]]
     breakdown: dict[str, dict[str, int]] = field(default_factory=dict)
+    activation_peak_fused_bytes: int = 0  # the same with a fused attention kernel (no score matrix held)
 
     def as_dict(self) -> dict:
         return {"model": self.model, "flops": self.flops, "params": self.params,
-                "activation_peak_bytes": self.activation_peak_bytes, "inputs": self.inputs,
+                "activation_peak_bytes": self.activation_peak_bytes,
+                "activation_peak_fused_bytes": self.activation_peak_fused_bytes, "inputs": self.inputs,
                 "breakdown": self.breakdown}
 
 
@@ -205,6 +207,9 @@ def cost(model, name: str, kwargs: dict, given: dict | None = None) -> CostRepor
     tracker = LiveTensorTracker()
     with sdpa_kernel(SDPBackend.MATH), tracker:
         _run(model, kwargs)
+    fused = LiveTensorTracker()
+    with FusedAttention(), fused:
+        _run(model, kwargs)
     flops_by_path = {k: sum(v.values()) for k, v in counter.get_flop_counts().items() if k != "Global"}
     breakdown = {k: {"flops": 0, "params": 0} for k in KINDS}
     prefix = type(model).__name__
@@ -222,7 +227,7 @@ def cost(model, name: str, kwargs: dict, given: dict | None = None) -> CostRepor
     for pname, p in model.named_parameters():
         breakdown[classify(pname.rsplit(".", 1)[0])]["params"] += p.numel()
     return CostReport(name, int(counter.get_total_flops()), sum(p.numel() for p in model.parameters()),
-                      tracker.peak_bytes, {k: list(v) for k, v in kwargs.items()}, breakdown)
+                      tracker.peak_bytes, {k: list(v) for k, v in kwargs.items()}, breakdown, fused.peak_bytes)
 
 
 def diffusers_cost(name: str, config: dict | None = None, inputs: dict | None = None, frames: int | None = None,

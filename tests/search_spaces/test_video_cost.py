@@ -27,6 +27,7 @@ CASES = {"UNetSpatioTemporalConditionModel": SVD, "UNet3DConditionModel": UNET3D
 def test_video_unets_cost_on_meta_with_a_breakdown_that_adds_up(name):
     r = diffusers_cost(name, CASES[name], frames=4, height=8, width=8)
     assert r.flops > 0 and r.params > 0 and r.activation_peak_bytes > 0
+    assert 0 < r.activation_peak_fused_bytes <= r.activation_peak_bytes  # no score matrix held
     assert sum(b["flops"] for b in r.breakdown.values()) == r.flops
     assert sum(b["params"] for b in r.breakdown.values()) == r.params
     for kind in ("spatial_conv", "spatial_attention", "temporal"):
