@@ -54,7 +54,7 @@ def build_table(space: SearchSpace | None, lut_config: LutConfig, out_path: str 
                 m = profiler.measure_backbone(space)
             else:
                 m = profiler.measure_op(entry.shape)
-            table.add(entry.key, m)
+            table.add(entry.key, m, protocol=fingerprint)
             table.save(out_path)
             task.update(advance=1)
         task.finish()

@@ -125,7 +125,7 @@ def import_results(results_path: str | Path, out_path: str | Path, allow_other_d
         m = Measurement(**{k: v for k, v in row.items() if k in Measurement.__dataclass_fields__})
         if not row.get("memory_bytes") and not row["key"].startswith("backbone"):
             m = analytic_memory(m, OpShape.from_key(row["key"]))
-        incoming.add(row["key"], m)
+        incoming.add(row["key"], m, provenance="imported")
     out_path = Path(out_path)
     if out_path.exists():
         incoming = LookupTable.load(out_path).merge(incoming, allow_other_device=allow_other_device)

@@ -35,6 +35,12 @@ class Prediction:
     reasons: list[str] = field(default_factory=list)
     backbone_ms: float = 0.0
     slot_ms: dict[str, float] = field(default_factory=dict)
+    calibrated: bool = False  # the table's calibration terms were applied to the temporal part
+    uncalibrated_latency_ms: float | None = None  # the plain additive prediction
+
+    @property
+    def temporal_ms(self) -> float:
+        return self.latency_ms - self.backbone_ms
 
     @property
     def feasible_on_device(self) -> bool:
@@ -42,7 +48,7 @@ class Prediction:
 
     def as_dict(self) -> dict:
         out = asdict(self)
-        for k in ("latency_ms", "latency_error_ms", "backbone_ms"):
+        for k in ("latency_ms", "latency_error_ms", "backbone_ms", "uncalibrated_latency_ms"):
             if isinstance(out[k], float) and not math.isfinite(out[k]):
                 out[k] = None
         return out
@@ -105,7 +111,10 @@ def _backbone_entry(table, space: SearchSpace) -> tuple[dict | None, bool]:
     return est, True
 
 
-def predict(table, space: SearchSpace, arch: Architecture, allow_other_device: bool = False) -> Prediction:
+def predict(table, space: SearchSpace, arch: Architecture, allow_other_device: bool = False,
+            calibrated: bool = True) -> Prediction:
+    """``calibrated``: apply the table's calibration terms (``lookup_tables.calibrate``) where
+    it has them; the plain additive figure stays in ``uncalibrated_latency_ms``."""
     space.validate(arch)
     check_dtype(table, space, allow_other_device)
     bb, bb_estimated = _backbone_entry(table, space)
@@ -127,6 +136,8 @@ def predict(table, space: SearchSpace, arch: Architecture, allow_other_device: b
     latency = pred.backbone_ms = bb["latency_ms"]
     temporal_params = 0
     activation = bb["activation_peak_bytes"]
+    terms = (table.meta.get("calibration") or {}).get("terms", {}) if calibrated else {}
+    plain = latency
     for slot_name, layer in arch.items():
         shape = space.slot(slot_name).shape(layer.op)
         e = _op_entry(table, shape)
@@ -138,15 +149,21 @@ def predict(table, space: SearchSpace, arch: Architecture, allow_other_device: b
         if e.status != "ok":
             pred.status = e.status
             pred.reasons.append(f"slot {slot_name}: {e.reason}")
-        pred.slot_ms[slot_name] = layer.count * e.latency_ms
-        latency += layer.count * e.latency_ms
-        lat_var += (layer.count * e.lat_err) ** 2
+        plain += layer.count * e.latency_ms
+        term = terms.get(shape.key)
+        scale, scale_sd = (term["scale"], term["scale_sd"]) if term else (1.0, 0.0)
+        if term:
+            pred.calibrated = True
+        pred.slot_ms[slot_name] = layer.count * e.latency_ms * scale
+        latency += layer.count * e.latency_ms * scale
+        lat_var += (layer.count * e.lat_err * scale) ** 2 + (layer.count * e.latency_ms * scale_sd) ** 2
         temporal_params += layer.count * e.param_bytes
         held = shape.batch * shape.tokens * shape.channels * shape.dtype_bytes if layer.count >= 2 else 0
         live = bb["slot_live_bytes"].get(slot_name, 0)
         activation = max(activation, live + e.activation + held)
         mem_var += e.mem_err ** 2
     pred.latency_ms = latency
+    pred.uncalibrated_latency_ms = plain
     pred.latency_error_ms = math.sqrt(lat_var)
     pred.memory_bytes = int(bb["param_bytes"] + bb["input_bytes"] + temporal_params + activation)
     pred.memory_error_bytes = int(math.sqrt(mem_var))

@@ -33,14 +33,20 @@ COLUMNS = {  # name -> pandas dtype
     "latency_p10_ms": "float64", "latency_p90_ms": "float64", "repeats": "int64", "flops": "int64",
     "param_bytes": "int64", "input_bytes": "int64", "activation_peak_bytes": "int64",
     "memory_bytes": "int64", "slot_live_bytes": "string", "reason": "string", "measured_at": "string",
+    # Where a row came from (PROVENANCES) and the protocol it was measured with (JSON of
+    # backend, device, device_name, dtype, threads, clock): tables written before these
+    # columns existed load with "built" and the table's own protocol.
+    "provenance": "string", "protocol": "string",
 }
+ADDED_COLUMNS = ("provenance", "protocol")
+PROVENANCES = ("built", "measured-during-search", "imported")
 
 
 def sidecar_path(path: str | Path) -> Path:
     return Path(str(path) + ".json")
 
 
-def _row(key: str, m: Measurement, measured_at: str) -> dict:
+def _row(key: str, m: Measurement, measured_at: str, provenance: str = "built", protocol: dict | None = None) -> dict:
     bb = parse_backbone_key(key)
     if bb is not None:
         shape = {"op": "backbone", "channels": 0, "heads": 0, **{k: bb[k] for k in (
@@ -53,6 +59,8 @@ def _row(key: str, m: Measurement, measured_at: str) -> dict:
     row.update({k: v for k, v in m.as_dict().items() if k in COLUMNS})
     row["slot_live_bytes"] = json.dumps(m.slot_live_bytes, sort_keys=True)
     row["measured_at"] = measured_at
+    row["provenance"] = provenance
+    row["protocol"] = json.dumps(protocol or {}, sort_keys=True)
     return row
 
 
@@ -87,6 +95,8 @@ class LookupTable:
             return None
         out = {k: (v.item() if hasattr(v, "item") else v) for k, v in self.rows.loc[key].to_dict().items()}
         out["slot_live_bytes"] = json.loads(out["slot_live_bytes"] or "{}")
+        out["protocol"] = json.loads(out["protocol"] or "{}") or identity(self.fingerprint)
+        out["provenance"] = out["provenance"] or "built"
         return out
 
     def row_measurement(self, key: str) -> Measurement:
@@ -101,8 +111,13 @@ class LookupTable:
         r = self.rows
         return r[(r["status"] == "ok") & (r["kind"] == kind)]
 
-    def add(self, key: str, measurement: Measurement) -> None:
-        row = _row(key, measurement, now_iso())
+    def add(self, key: str, measurement: Measurement, provenance: str = "built",
+            protocol: dict | None = None) -> None:
+        """Add or replace the row ``key``. ``protocol``: the identity of the fingerprint it was
+        measured with (default: this table's)."""
+        if provenance not in PROVENANCES:
+            raise LutError(f"provenance {provenance!r}; allowed: {', '.join(PROVENANCES)}")
+        row = _row(key, measurement, now_iso(), provenance, identity(protocol or self.fingerprint))
         new = pd.DataFrame([row], columns=list(COLUMNS)).astype(COLUMNS).set_index("key", drop=False)
         new.index.name = None
         rest = self.rows.drop(index=key, errors="ignore")
@@ -131,11 +146,12 @@ class LookupTable:
             self._estimator = Estimator(self.ok_rows("op"))
         return self._estimator
 
-    def predict(self, space, arch, allow_other_device: bool = False):
-        """Latency and peak memory of ``arch`` in ``space``: a ``Prediction``."""
+    def predict(self, space, arch, allow_other_device: bool = False, calibrated: bool = True):
+        """Latency and peak memory of ``arch`` in ``space``: a ``Prediction`` (with the table's
+        calibration applied unless ``calibrated=False``)."""
         from lookup_tables.predict import predict
 
-        return predict(self, space, arch, allow_other_device)
+        return predict(self, space, arch, allow_other_device, calibrated)
 
     def needs(self, space, grid=None) -> dict:
         """Exact hits, estimates and what to measure to price ``space`` exactly."""
@@ -190,7 +206,7 @@ class LookupTable:
         if raw is None:
             raise TableFileError(f"{path}: a Parquet file without hwnas lookup-table metadata")
         meta = json.loads(raw)
-        missing = [c for c in COLUMNS if c not in table.column_names]
+        missing = [c for c in COLUMNS if c not in table.column_names and c not in ADDED_COLUMNS]
         if missing:
             raise TableFileError(f"{path}: column {missing[0]!r} is missing")
         side = sidecar_path(path)
@@ -202,6 +218,10 @@ class LookupTable:
             if not isinstance(side_meta, dict) or side_meta.get("fingerprint") != meta.get("fingerprint"):
                 raise TableFileError(f"{side}: sidecar does not match {path.name} (its device fingerprint differs)")
         rows = table.to_pandas()
+        for c in ADDED_COLUMNS:
+            if c not in rows.columns:
+                rows[c] = "built" if c == "provenance" else json.dumps(identity(meta.get("fingerprint", {})),
+                                                                       sort_keys=True)
         bad = rows[~rows["status"].isin(["ok", "oom", "error"])]
         if len(bad):
             raise TableFileError(f"{path}: row {bad['key'].iloc[0]!r} has status {bad['status'].iloc[0]!r}")
@@ -212,6 +232,8 @@ class LookupTable:
         r = self.rows
         return {"rows": len(r), "by_status": {k: int(v) for k, v in r["status"].value_counts().items()},
                 "by_kind": {k: int(v) for k, v in r["kind"].value_counts().items()},
+                "by_provenance": {k: int(v) for k, v in r["provenance"].fillna("built").value_counts().items()},
+                "calibration": self.meta.get("calibration"),
                 "fingerprint": self.fingerprint, "protocol": self.meta.get("protocol", {}),
                 "created": self.meta.get("created"), "updated": self.meta.get("updated")}
 

@@ -1,8 +1,21 @@
-"""``hwnas lut validate``: N random architectures measured end to end against the prediction.
+"""``hwnas lut validate``: random architectures measured whole against the prediction.
 
-Each architecture is built whole and measured with the table's protocol; the report gives,
-for latency and for memory, the share within ±5 % and ±10 %, the MAPE and the RMSE, and the
-worst cases with their operators (nn-Meter's way of stating accuracy).
+Latency is measured paired (``lookup_tables.paired``): each network interleaved with the
+backbone alone, A, B, A, B on the same inputs and threads, so the machine's drift cancels in
+the difference. The report compares, over the sample:
+
+* ``latency``: whole networks, predicted vs measured (share within ±5 %/±10 %, MAPE, RMSE on
+  the network's own median; Spearman and Kendall on the drift-corrected latency, the pass's
+  backbone median plus the network's paired temporal part, which is what orders a front);
+* ``temporal``: the temporal part (network − backbone), predicted vs measured;
+* ``ceiling``: the same statistics between two independent passes of the same protocol, what
+  a perfect predictor could reach against this noise;
+* ``actions``: random (parent, action) pairs, ΔLatency measured paired (child vs parent) and
+  ΔMemory, against the prediction's differences;
+* ``memory``: the prediction vs the real peak — the resident-set high-water mark of a fresh
+  process on CPU (``lookup_tables.rss``), the CUDA allocator's ``max_memory_allocated`` on GPU
+  — never the live-tensor tracker the prediction is built from.
+Worst cases are listed with their operators (nn-Meter's way of stating accuracy).
 """
 from __future__ import annotations
 
@@ -12,8 +25,13 @@ import random
 
 from core.errors import ConfigError
 from lookup_tables.config import LutConfig
-from lookup_tables.profilers.base import create_profiler
+from lookup_tables.errors import DeviceMismatchError, LutError
+from lookup_tables.grid import backbone_key
+from lookup_tables.paired import PairedMeter
+from lookup_tables.profilers.base import create_profiler, identity
 from search_spaces.space import SearchSpace
+
+PROTOCOL_KEYS = ("backend", "device", "dtype", "threads", "clock")
 
 
 def accuracy(pairs: list[tuple[float, float]]) -> dict:
@@ -42,50 +60,314 @@ def sample_architectures(space: SearchSpace, n: int, seed: int) -> list:
     return archs[:n]
 
 
-def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20, seed: int = 0,
-             worst: int = 5, progress=None, statistic: str = "median") -> dict:
-    """``statistic`` (median, p10, p90) of the table's rows and of the measured networks is compared."""
+def check_protocol(table, space: SearchSpace, fingerprint: dict) -> None:
+    """The backbone row must have been measured under this protocol: its latency is the
+    base every prediction adds to, and a row taken with other threads or another clock is a
+    different quantity (a merge with --allow-other-device can bring one in)."""
+    row = table.row(backbone_key(space))
+    if row is None:
+        return
+    theirs, mine = row["protocol"], identity(fingerprint)
+    for k in PROTOCOL_KEYS:
+        if k in theirs and theirs[k] != mine[k]:
+            raise DeviceMismatchError(
+                f"the table's backbone row was measured with {k}={theirs[k]!r}, this validation measures with "
+                f"{k}={mine[k]!r}; re-measure the backbone under this protocol (hwnas lut build) before validating")
+
+
+def rank(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(x: list[float], y: list[float]) -> float | None:
+    if len(x) < 3:
+        return None
+    rx, ry = rank(x), rank(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
+    return None if sxx == 0 or syy == 0 else sxy / math.sqrt(sxx * syy)
+
+
+def kendall(x: list[float], y: list[float]) -> float | None:
+    """Kendall's tau-b (ties in either list counted as in scipy)."""
+    n = len(x)
+    if n < 3:
+        return None
+    conc = disc = tx = ty = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx, dy = x[i] - x[j], y[i] - y[j]
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                tx += 1
+            elif dy == 0:
+                ty += 1
+            elif (dx > 0) == (dy > 0):
+                conc += 1
+            else:
+                disc += 1
+    denom = math.sqrt((conc + disc + tx) * (conc + disc + ty))
+    return None if denom == 0 else (conc - disc) / denom
+
+
+def _sample_actions(space: SearchSpace, n: int, seed: int) -> list:
+    rng = random.Random(seed + 7919)
+    out, seen, tries = [], set(), 0
+    while len(out) < n and tries < 50 * n:
+        tries += 1
+        parent = space.sample(rng)
+        action = rng.choice(space.actions(parent))
+        if (parent, action) not in seen:
+            seen.add((parent, action))
+            out.append((parent, action, parent.apply(action)))
+    return out
+
+
+def _real_memory(profiler, space: SearchSpace, archs: list, lut_config: LutConfig, memory: str) -> dict:
     from lookup_tables.build import op_options
 
+    if memory == "tracker":
+        return {str(a): {**profiler.measure_network(space, a).as_dict(), "meter": "live-tensor tracker"}
+                for a in archs}
+    if lut_config.backend != "torch":
+        return {}
+    if profiler.device.type == "cuda":
+        out = {}
+        for a in archs:
+            m = profiler.peak_memory_cuda(space, a)
+            fn = profiler.network_call(space, a)
+            m["param_bytes"] = sum(p.numel() * p.element_size() for p in fn.module.parameters())
+            m["input_bytes"] = sum(t.numel() * t.element_size() for t in fn.inputs)
+            m["memory_bytes"] = m["param_bytes"] + m["input_bytes"] + m["activation_peak_bytes"]
+            out[str(a)] = m
+        return out
+    if profiler.device.type == "cpu":
+        from lookup_tables.rss import rss_peaks
+
+        return rss_peaks(space, archs, lut_config, op_options(space))
+    return {}
+
+
+def temporal_accuracy(pairs: list[tuple[float, float]], ceilings: list[float] | None = None) -> dict:
+    """pairs of (predicted, measured) temporal parts; networks with a measured part under
+    1e-9 ms are left out of the relative figures."""
+    rel = [(p - m) / m for p, m in pairs if abs(m) > 1e-9]
+    out = {"n": len(rel), "mape": sum(abs(e) for e in rel) / len(rel) if rel else None,
+           "within_10pct": sum(abs(e) <= 0.10 for e in rel) / len(rel) if rel else None,
+           "spearman": spearman([p for p, _ in pairs], [m for _, m in pairs]),
+           "kendall": kendall([p for p, _ in pairs], [m for _, m in pairs]),
+           "mae_ms": sum(abs(p - m) for p, m in pairs) / len(pairs) if pairs else None}
+    if ceilings is not None:
+        ok = [abs(p - m) <= max(0.10 * abs(m), c) for (p, m), c in zip(pairs, ceilings) if abs(m) > 1e-9]
+        out["within_10pct_or_ceiling"] = sum(ok) / len(ok) if ok else None
+    return out
+
+
+def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20, seed: int = 0,
+             worst: int = 5, progress=None, statistic: str = "median", passes: int = 2, actions: int = 0,
+             memory: str = "real", exclude=()) -> dict:
+    """``statistic`` (median, p10, p90) of the table's rows and of the measured networks is
+    compared (whole networks; temporal parts are medians of paired differences). ``passes``:
+    independent passes over the sample (2 gives the noise ceiling). ``actions``: random
+    (parent, action) pairs to check. ``memory``: ``real`` (allocator / resident set) or
+    ``tracker`` (the live-tensor tracker, as the build). ``exclude``: architectures not to
+    sample (e.g. those a calibration was fitted on)."""
+    from lookup_tables.build import op_options
+
+    if memory not in ("real", "tracker"):
+        raise LutError(f"memory {memory!r}; allowed: real, tracker")
     table = table.with_statistic(statistic)
-    field = "latency_ms" if statistic == "median" else f"latency_{statistic}_ms"
     profiler = create_profiler(lut_config, space.config.dtype, op_options(space))
-    table.check_compatible(profiler.fingerprint(), f"this machine ({lut_config.backend} on {lut_config.device})")
-    cases = []
-    for i, arch in enumerate(sample_architectures(space, samples, seed)):
+    fingerprint = profiler.fingerprint()
+    table.check_compatible(fingerprint, f"this machine ({lut_config.backend} on {lut_config.device})")
+    check_protocol(table, space, fingerprint)
+    excluded = {str(a) for a in exclude}
+    archs = [a for a in sample_architectures(space, samples + len(excluded), seed) if str(a) not in excluded][:samples]
+    if space.empty not in archs:
+        archs = [space.empty] + archs[:samples - 1]
+    meter = PairedMeter(profiler, space, lut_config.repeats, lut_config.warmup)
+    calibrated = bool(table.meta.get("calibration"))
+    step, total = 0, passes * len(archs) + actions
+    runs: list[dict] = []
+    for _ in range(max(1, passes)):
+        run = {}
+        for arch in archs:
+            if progress:
+                progress(step, str(arch), total)
+            step += 1
+            try:
+                run[str(arch)] = meter.measure(arch, space.empty)
+            except Exception as exc:  # one network failing must not end the validation
+                run[str(arch)] = exc
+            meter.forget(keep=(space.empty,))
+        runs.append(run)
+    action_cases = []
+    for parent, action, child in _sample_actions(space, actions, seed):
         if progress:
-            progress(i, str(arch))
-        pred = table.predict(space, arch)
-        meas = profiler.measure_network(space, arch)
-        if meas.status != "ok" or pred.status != "ok":
-            cases.append({"arch": str(arch), "status": meas.status, "predicted_status": pred.status,
-                          "reason": meas.reason or "; ".join(pred.reasons)})
+            progress(step, f"{parent} {action}", total)
+        step += 1
+        p = meter.measure(child, parent)
+        meter.forget(keep=(space.empty,))
+        pc, pp = table.predict(space, child), table.predict(space, parent)
+        action_cases.append({"parent": str(parent), "action": str(action), "child": str(child),
+                             "latency_ms": {"predicted": pc.latency_ms - pp.latency_ms,
+                                            "predicted_uncalibrated": pc.uncalibrated_latency_ms - pp.uncalibrated_latency_ms,
+                                            "measured": p.diff_ms, "noise_se": p.diff_se_ms,
+                                            "in_situ": p.situ_diff_ms, "in_situ_se": p.situ_se_ms},
+                             "_mem": (pc.memory_bytes - pp.memory_bytes, str(child), str(parent))})
+    mem_archs = list(dict.fromkeys(archs + [space.parse(c["child"]) for c in action_cases]
+                                   + [space.parse(c["parent"]) for c in action_cases]))
+    real = _real_memory(profiler, space, mem_archs, lut_config, memory) if mem_archs else {}
+    for c in action_cases:
+        pred_d, child, parent = c.pop("_mem")
+        if child in real and parent in real:
+            c["memory_bytes"] = {"predicted": pred_d,
+                                 "measured": real[child]["memory_bytes"] - real[parent]["memory_bytes"]}
+    first = runs[0]
+    backbone_ref = _median([p.b_ms for p in first.values() if not isinstance(p, Exception)])
+    cases, failed = [], []
+    for arch in archs:
+        key = str(arch)
+        got = first[key]
+        try:
+            pred = table.predict(space, arch)
+        except LutError as exc:
+            failed.append({"arch": key, "status": "error", "reason": str(exc)})
             continue
-        cases.append({
-            "arch": str(arch), "status": "ok", "predicted_status": "ok",
-            "latency_ms": {"predicted": pred.latency_ms, "measured": getattr(meas, field),
-                           "measured_median": meas.latency_ms,
-                           "measured_p10": meas.latency_p10_ms, "measured_p90": meas.latency_p90_ms,
-                           "rel_error": (pred.latency_ms - getattr(meas, field)) / getattr(meas, field)},
-            "memory_bytes": {"predicted": pred.memory_bytes, "measured": meas.memory_bytes,
-                             "rel_error": (pred.memory_bytes - meas.memory_bytes) / meas.memory_bytes},
+        if isinstance(got, Exception) or pred.status != "ok":
+            failed.append({"arch": key, "status": "error" if isinstance(got, Exception) else "ok",
+                           "predicted_status": pred.status,
+                           "reason": f"{type(got).__name__}: {got}" if isinstance(got, Exception) else "; ".join(pred.reasons)})
+            continue
+        measured = {"median": got.a_ms, "p10": got.a_p10_ms, "p90": got.a_p90_ms}[statistic]
+        case = {
+            "arch": key, "status": "ok", "predicted_status": "ok",
+            "latency_ms": {"predicted": pred.latency_ms, "predicted_uncalibrated": pred.uncalibrated_latency_ms,
+                           "measured": measured, "measured_median": got.a_ms, "measured_p10": got.a_p10_ms,
+                           "measured_p90": got.a_p90_ms, "backbone_measured": got.b_ms,
+                           "drift_corrected": backbone_ref + got.diff_ms,
+                           "rel_error": (pred.latency_ms - measured) / measured},
+            "temporal_ms": {"predicted": pred.temporal_ms,
+                            "predicted_uncalibrated": pred.uncalibrated_latency_ms - pred.backbone_ms,
+                            "measured": got.diff_ms, "se": got.diff_se_ms,
+                            "in_situ": got.situ_diff_ms, "in_situ_se": got.situ_se_ms,
+                            "passes": [r[key].diff_ms for r in runs if not isinstance(r.get(key), Exception)]},
             "estimated": pred.missing,
-        })
-    ok = [c for c in cases if c["status"] == "ok"]
+        }
+        if key in real:
+            mem = real[key]
+            case["memory_bytes"] = {"predicted": pred.memory_bytes, "measured": mem["memory_bytes"],
+                                    "rel_error": (pred.memory_bytes - mem["memory_bytes"]) / mem["memory_bytes"],
+                                    "predicted_activation": pred.memory_bytes - mem["param_bytes"] - mem["input_bytes"],
+                                    "measured_activation": mem["activation_peak_bytes"], "meter": mem.get("meter")}
+        cases.append(case)
+    ok = cases
     lat = [(c["latency_ms"]["predicted"], c["latency_ms"]["measured"]) for c in ok]
-    mem = [(c["memory_bytes"]["predicted"], c["memory_bytes"]["measured"]) for c in ok]
-    spread = [(c["latency_ms"]["measured_p90"] - c["latency_ms"]["measured_p10"]) / c["latency_ms"]["measured_median"]
-              for c in ok]
-    return {
-        "samples": len(cases), "measured_ok": len(ok),
-        "latency": accuracy(lat), "memory": accuracy(mem),
-        "measurement_spread_p10_p90": {"median": _median(spread), "max": max(spread) if spread else None},
+    mem = [(c["memory_bytes"]["predicted"], c["memory_bytes"]["measured"]) for c in ok if "memory_bytes" in c]
+    act = [(c["memory_bytes"]["predicted_activation"], c["memory_bytes"]["measured_activation"])
+           for c in ok if "memory_bytes" in c]
+    latency = accuracy(lat)
+    corrected = [c["latency_ms"]["drift_corrected"] for c in ok]
+    predicted = [c["latency_ms"]["predicted"] for c in ok]
+    latency.update(spearman=spearman(predicted, corrected), kendall=kendall(predicted, corrected),
+                   spearman_unpaired=spearman(predicted, [m for _, m in lat]),
+                   spearman_uncalibrated=spearman([c["latency_ms"]["predicted_uncalibrated"] for c in ok], corrected))
+    noise = [_ceiling_noise(c) for c in ok]
+    temporal = temporal_accuracy([(c["temporal_ms"]["predicted"], c["temporal_ms"]["measured"]) for c in ok], noise)
+    situ = [(c["temporal_ms"]["predicted"], c["temporal_ms"]["in_situ"]) for c in ok
+            if c["temporal_ms"]["in_situ"] is not None]
+    # The temporal layers timed inside the network (hooks, same clock): the same quantity
+    # without the backbone's noise, but blind to effects on the backbone's own time.
+    temporal["in_situ"] = temporal_accuracy(situ) if situ else None
+    temporal["uncalibrated"] = temporal_accuracy(
+        [(c["temporal_ms"]["predicted_uncalibrated"], c["temporal_ms"]["measured"]) for c in ok], noise)
+    report = {
+        "samples": len(archs), "measured_ok": len(ok), "passes": len(runs), "calibrated": calibrated,
+        "latency": latency, "temporal": temporal, "ceiling": _ceiling(runs, archs, backbone_ref),
+        "memory": accuracy(mem), "memory_activation": accuracy(act),
+        "memory_meter": next((c["memory_bytes"]["meter"] for c in ok if "memory_bytes" in c), None),
+        "actions": _action_report(action_cases),
+        "measurement_spread_p10_p90": {
+            "median": _median([(c["latency_ms"]["measured_p90"] - c["latency_ms"]["measured_p10"])
+                               / c["latency_ms"]["measured_median"] for c in ok]) if ok else None},
         "worst_latency": sorted(ok, key=lambda c: -abs(c["latency_ms"]["rel_error"]))[:worst],
-        "worst_memory": sorted(ok, key=lambda c: -abs(c["memory_bytes"]["rel_error"]))[:worst],
-        "failed": [c for c in cases if c["status"] != "ok"],
-        "cases": ok,
-        "protocol": lut_config.protocol(), "statistic": statistic,
+        "worst_temporal": sorted(ok, key=lambda c: -abs(c["temporal_ms"]["predicted"] - c["temporal_ms"]["measured"]))[:worst],
+        "worst_memory": sorted([c for c in ok if "memory_bytes" in c],
+                               key=lambda c: -abs(c["memory_bytes"]["rel_error"]))[:worst],
+        "failed": failed, "cases": ok, "action_cases": action_cases,
+        "protocol": dict(lut_config.protocol(), paired="A,B interleaved with the backbone", rounds=meter.rounds),
+        "statistic": statistic,
     }
+    return report
+
+
+def _ceiling_noise(case: dict) -> float:
+    """A network's two-pass disagreement of its temporal part (0 with one pass)."""
+    p = case["temporal_ms"]["passes"]
+    return abs(p[0] - p[1]) if len(p) >= 2 else 0.0
+
+
+def _ceiling(runs: list[dict], archs: list, backbone_ref: float) -> dict:
+    """Pass 2 predicting pass 1: the best any predictor can do against this noise."""
+    if len(runs) < 2:
+        return {"spearman": None, "kendall": None, "temporal_mape": None, "temporal_within_10pct": None,
+                "passes": len(runs)}
+    keys = [str(a) for a in archs if not isinstance(runs[0].get(str(a)), Exception)
+            and not isinstance(runs[1].get(str(a)), Exception)]
+    ref2 = _median([runs[1][k].b_ms for k in keys])
+    one = [backbone_ref + runs[0][k].diff_ms for k in keys]
+    two = [ref2 + runs[1][k].diff_ms for k in keys]
+    t = temporal_accuracy([(runs[1][k].diff_ms, runs[0][k].diff_ms) for k in keys])
+    whole = accuracy([(runs[1][k].a_ms, runs[0][k].a_ms) for k in keys])
+    return {"spearman": spearman(two, one), "kendall": kendall(two, one), "temporal_mape": t["mape"],
+            "temporal_within_10pct": t["within_10pct"], "temporal_spearman": t["spearman"],
+            "latency_mape": whole["mape"], "passes": len(runs)}
+
+
+def _action_report(cases: list[dict]) -> dict:
+    """ΔLatency: right sign, and within ±20 %, over the actions whose measured Δ exceeds
+    twice its paired standard error; ΔMemory within ±10 % (or 64 KiB) of the measured one."""
+    if not cases:
+        return {"n": 0}
+    clear = [c for c in cases if abs(c["latency_ms"]["measured"]) > 2 * c["latency_ms"]["noise_se"]]
+
+    def share(pred_key):
+        if not clear:
+            return None, None
+        sign = [(c["latency_ms"][pred_key] > 0) == (c["latency_ms"]["measured"] > 0) for c in clear]
+        within = [s and abs(c["latency_ms"][pred_key] - c["latency_ms"]["measured"]) <= 0.2 * abs(c["latency_ms"]["measured"])
+                  for s, c in zip(sign, clear)]
+        return sum(sign) / len(clear), sum(within) / len(clear)
+
+    sign, within = share("predicted")
+    situ = [c for c in cases if c["latency_ms"]["in_situ"] is not None
+            and abs(c["latency_ms"]["in_situ"]) > 2 * c["latency_ms"]["in_situ_se"]]
+    situ_sign = [(c["latency_ms"]["predicted"] > 0) == (c["latency_ms"]["in_situ"] > 0) for c in situ]
+    situ_within = [s and abs(c["latency_ms"]["predicted"] - c["latency_ms"]["in_situ"]) <= 0.2 * abs(c["latency_ms"]["in_situ"])
+                   for s, c in zip(situ_sign, situ)]
+    sign_u, within_u = share("predicted_uncalibrated")
+    mem = [c for c in cases if "memory_bytes" in c]
+    mem_ok = [abs(c["memory_bytes"]["predicted"] - c["memory_bytes"]["measured"])
+              <= max(0.10 * abs(c["memory_bytes"]["measured"]), 65536) for c in mem]
+    return {"n": len(cases), "above_noise": len(clear), "right_sign": sign, "right_sign_within_20pct": within,
+            "uncalibrated": {"right_sign": sign_u, "right_sign_within_20pct": within_u},
+            "in_situ": {"above_noise": len(situ), "right_sign": sum(situ_sign) / len(situ) if situ else None,
+                        "right_sign_within_20pct": sum(situ_within) / len(situ) if situ else None},
+            "latency_spearman": spearman([c["latency_ms"]["predicted"] for c in cases],
+                                         [c["latency_ms"]["measured"] for c in cases]),
+            "memory_n": len(mem), "memory_within_10pct_or_64kib": sum(mem_ok) / len(mem) if mem else None}
 
 
 def _median(values):

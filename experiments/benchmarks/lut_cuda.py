@@ -60,7 +60,7 @@ def snapgen(device: str, samples: int, out_dir: Path) -> dict:
     p = prune(space, table, budgets)
     result["prune_under_snapgen_budgets"] = p.as_dict()
     if samples:
-        report = validate(table, space, LutConfig(device=device, warmup=2, repeats=5), samples=samples, seed=0)
+        report = validate(table, space, LutConfig(device=device, warmup=2, repeats=5), samples=samples, seed=0, passes=1)
         result["validation"] = {k: report[k] for k in ("samples", "measured_ok", "latency", "memory",
                                                         "measurement_spread_p10_p90", "failed")}
         result["validation"]["cases"] = report["cases"]

@@ -5,9 +5,11 @@ uninterrupted run with the same seed, and no process of it left over.
 The campaign is the README's tiny experiment, shortened (fewer clips, pre-training steps
 and candidates) and priced with the analytic backend: measured latencies differ between
 two table builds, so only a deterministic table lets the two fronts be compared exactly.
-Kill moments are drawn uniformly over the uninterrupted run's wall time, so they fall in
-data synthesis, pre-training (checkpointed), the table build and mid-round alike; each
-kill hits the campaign's own process (as ``kill -9 PID`` would), not its process group.
+Kill moments are drawn uniformly over the uninterrupted run's wall time and sorted; each
+attempt (the first run, then every resume) is killed after the gap to the next moment, so
+the kills spread over the whole campaign — data synthesis, pre-training (checkpointed), the
+table build and mid-round alike. Each kill hits the campaign's own process (as
+``kill -9 PID`` would), not its process group.
 
     python experiments/benchmarks/soak_kill.py [--kills 10] [--seed 0]
 
@@ -82,11 +84,12 @@ def main() -> None:
         camp = tmp / "killed"
         # the killed campaign gets its own work directory: data, pre-training and table are
         # made (and killed) again from nothing
-        for i in range(args.kills):
+        moments = sorted(rng.uniform(0.5, wall) for _ in range(args.kills))
+        gaps = [b - a for a, b in zip([0.0] + moments, moments)]
+        for i, at in enumerate(gaps):
             started = (camp / "campaign.json").exists()
             proc = run(["search", "resume", str(camp)] if started else ["search", "run", str(cfg), "--out", str(camp)],
                        env)
-            at = rng.uniform(0.5, wall)
             deadline = time.time() + at
             while time.time() < deadline and proc.poll() is None:
                 time.sleep(0.05)

@@ -203,6 +203,78 @@ class TorchProfiler(Profiler):
 
         return self._measure(build)
 
+    # Paired measurement (hwnas lut validate) ----------------------------------------
+    def network_call(self, space: SearchSpace, arch: Architecture) -> Callable[[], object]:
+        """``fn()`` runs one forward of ``arch`` on the inputs every subject gets (the same
+        seed), sharing the one backbone."""
+        self._check_device()
+        model = space.build(arch, self.device, unet=self._backbone(space)).eval()
+        call = NetworkCall(model, torch.full((space.config.batch,), 500.0, device=self.device))
+        inputs = self._inputs(space.video_shape, space.text_shape)
+        # In-network time of the temporal layers (hooks around each slot's stack, same clock):
+        # ``run.situ[0]`` accumulates it; ``interleaved`` reads it per call.
+        clock = time.thread_time if self.config.clock == "thread" else time.perf_counter
+        situ, starts = [0.0], []
+        # Host clocks around asynchronous GPU kernels would time their launch: CPU only.
+        for stack in (model.temporal.values() if self.device.type == "cpu" else ()):
+            stack.register_forward_pre_hook(lambda m, a: starts.append(clock()))
+            stack.register_forward_hook(lambda m, a, o: situ.__setitem__(0, situ[0] + clock() - starts.pop()))
+
+        def run():
+            return call(*inputs)
+
+        run.module, run.inputs = call, inputs
+        if self.device.type == "cpu":
+            run.situ, run.situ_ms = situ, []
+        return run
+
+    def interleaved(self, fns: list[Callable[[], object]], rounds: int, warmup: int | None = None) -> list[list[float]]:
+        """Times of ``fns`` called in turn (A, B, A, B ...) ``rounds`` times after ``warmup``
+        untimed turns, with this protocol's threads and clock: drift of the machine hits every
+        subject alike, so differences of paired calls cancel it. One list of ms per fn; a fn from
+        ``network_call`` also gets ``fn.situ_ms``, its temporal layers' in-network time per call
+        (CPU clocks only)."""
+        warmup = self.config.warmup if warmup is None else warmup
+        for fn in fns:
+            if hasattr(fn, "situ_ms"):
+                fn.situ_ms = []
+        out: list[list[float]] = [[] for _ in fns]
+        with fixed_threads(self.config.threads), torch.no_grad():
+            for _ in range(warmup):
+                for fn in fns:
+                    fn()
+            self._sync()
+            clock = time.thread_time if self.config.clock == "thread" else time.perf_counter
+            for _ in range(rounds):
+                for i, fn in enumerate(fns):
+                    if self.device.type == "cuda":
+                        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                        start.record()
+                        fn()
+                        end.record()
+                        end.synchronize()
+                        out[i].append(start.elapsed_time(end))
+                        continue
+                    s0 = fn.situ[0] if hasattr(fn, "situ") else 0.0
+                    t0 = clock()
+                    fn()
+                    self._sync()
+                    out[i].append((clock() - t0) * 1e3)
+                    if hasattr(fn, "situ"):
+                        fn.situ_ms.append((fn.situ[0] - s0) * 1e3)
+        return out
+
+    def peak_memory_cuda(self, space: SearchSpace, arch: Architecture) -> dict:
+        """The CUDA allocator's peak of one forward (after a warm-up call), whole network."""
+        from lookup_tables.memory import CudaMeter
+
+        fn = self.network_call(space, arch)
+        with fixed_threads(self.config.threads), torch.no_grad():
+            fn()
+            with CudaMeter(self.device) as meter:
+                fn()
+        return {"activation_peak_bytes": int(meter.peak_bytes), "meter": "cuda max_memory_allocated"}
+
 
 class NetworkCall(torch.nn.Module):
     """``model(sample, text)`` with a fixed timestep, so every subject takes (video, text)."""

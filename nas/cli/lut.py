@@ -1,9 +1,10 @@
 """``hwnas lut``: build, inspect, use and check lookup tables (METHOD.md §2).
 
     hwnas lut build CONFIG|--grid G [--device D] [--backend B] --out LUT.parquet
-    hwnas lut show LUT [--json]
-    hwnas lut predict LUT CONFIG --arch ARCH [--json]
-    hwnas lut validate LUT CONFIG [--samples N] [--json]
+    hwnas lut show LUT [CONFIG] [--json]             rows by provenance, calibration terms
+    hwnas lut predict LUT CONFIG --arch ARCH [--uncalibrated] [--json]
+    hwnas lut validate LUT CONFIG [--samples N] [--passes 2] [--actions N] [--json]
+    hwnas lut calibrate LUT CONFIG [--repeats N] [--json]   fit the correction terms (sidecar)
     hwnas lut needs LUT CONFIG [--json]            what pricing another space would reuse/measure
     hwnas lut merge OUT LUT... [--allow-other-device]
     hwnas lut export-bundle CONFIG --out DIR       Core ML models + manifest + runner for a Mac
@@ -33,8 +34,9 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the table's summary as one JSON document")
     p.set_defaults(func=run_build)
 
-    p = lut.add_parser("show", help="a table's device, protocol, rows and estimator error")
+    p = lut.add_parser("show", help="a table's device, protocol, rows (by provenance), calibration, estimator error")
     p.add_argument("lut")
+    p.add_argument("config", nargs="?", help="experiment YAML: also list the entries pricing it would estimate")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_show)
 
@@ -44,6 +46,7 @@ def register(sub) -> None:
     p.add_argument("--arch", required=True, help="canonical string, JSON, 'empty' or 'full'")
     p.add_argument("--allow-other-device", action="store_true", help="price a space of another dtype")
     p.add_argument("--statistic", default="median", help="median, p10 or p90 of each row's latency")
+    p.add_argument("--uncalibrated", action="store_true", help="the plain additive model (no calibration terms)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_predict)
 
@@ -52,11 +55,24 @@ def register(sub) -> None:
     p.add_argument("config")
     p.add_argument("--samples", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--repeats", type=int, help="timed repeats per network (default: the table's)")
-    p.add_argument("--warmup", type=int, help="warm-up calls per network (default: the table's)")
+    p.add_argument("--repeats", type=int, help="A,B rounds per network (default: the table's repeats)")
+    p.add_argument("--warmup", type=int, help="warm-up rounds per network (default: the table's)")
     p.add_argument("--statistic", default="median", help="compare the median, p10 or p90 latency")
+    p.add_argument("--passes", type=int, default=2, help="independent passes (2 gives the noise ceiling)")
+    p.add_argument("--actions", type=int, default=0, help="random (parent, action) pairs to check")
+    p.add_argument("--memory", default="real", help="real (allocator / resident-set peak) or tracker")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_validate)
+
+    p = lut.add_parser("calibrate", help="fit per-operator-and-slot correction terms from paired networks")
+    p.add_argument("lut")
+    p.add_argument("config")
+    p.add_argument("--repeats", type=int, help="A,B rounds per network (default: the table's repeats)")
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--source", help="in_situ (temporal layers timed inside the network; cpu, the default there) "
+                                    "or paired (network - backbone; the default elsewhere)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_calibrate)
 
     p = lut.add_parser("needs", help="what a table holds, estimates and lacks for a space")
     p.add_argument("lut")
@@ -141,10 +157,12 @@ def _fmt_bytes(n) -> str:
 
 def run_show(args) -> int:
     from lookup_tables import LookupTable
+    from lookup_tables.unsure import by_provenance
 
     table = LookupTable.load(args.lut)
     summary = table.summary()
     summary["estimator_loo"] = table.estimator.loo_report()
+    summary["provenance"] = by_provenance(table, _space(load_experiment(args.config)) if args.config else None)
     if args.json:
         summary["entries"] = table.records()
         emit_json(summary)
@@ -163,6 +181,18 @@ def run_show(args) -> int:
         lat = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.3f} ({r['latency_p10_ms']:.3f}-{r['latency_p90_ms']:.3f})"
         t.add_row(r["key"], r["status"], lat, _fmt_bytes(r["memory_bytes"]), r["reason"] or "")
     console.print(t)
+    for prov, keys in summary["provenance"].items():
+        if keys:
+            console.print(f"{prov}: {len(keys)}")
+            for k in keys:
+                console.print(f"  {k}")
+    cal = summary["calibration"]
+    if cal:
+        console.print(f"calibration ({cal['fitted_at']}, {len(cal['observations'])} networks, "
+                      f"source {cal.get('protocol', {}).get('source', 'paired')}, residual RMS "
+                      f"{cal['residual_rms_ms']:.3f} ms): scale ± sd per operator and slot")
+        for key, term in cal["terms"].items():
+            console.print(f"  {term['op']}@{term['slot']}: {term['scale']:.3f} ± {term['scale_sd']:.3f} ({key})")
     for op, err in summary["estimator_loo"].items():
         lat = err["latency_ms"]["rms_relative_error"]
         console.print(f"estimate error (leave-one-out RMS) {op}: latency "
@@ -175,12 +205,14 @@ def run_predict(args) -> int:
 
     table = LookupTable.load(args.lut).with_statistic(args.statistic)
     space = _space(load_experiment(args.config))
-    pred = table.predict(space, space.parse(args.arch), allow_other_device=args.allow_other_device)
+    pred = table.predict(space, space.parse(args.arch), allow_other_device=args.allow_other_device,
+                         calibrated=not args.uncalibrated)
     if args.json:
         emit_json(pred.as_dict())
         return 0
     print(f"{pred.arch}: {pred.latency_ms:.3f} ms ± {pred.latency_error_ms:.3f}, "
-          f"{_fmt_bytes(pred.memory_bytes)} ± {_fmt_bytes(pred.memory_error_bytes)} [{pred.status}]")
+          f"{_fmt_bytes(pred.memory_bytes)} ± {_fmt_bytes(pred.memory_error_bytes)} [{pred.status}]"
+          + (f" (calibrated; uncalibrated {pred.uncalibrated_latency_ms:.3f} ms)" if pred.calibrated else ""))
     for key in pred.missing:
         print(f"  estimated (not measured): {key}")
     for reason in pred.reasons:
@@ -197,9 +229,11 @@ def run_validate(args) -> int:
     table = LookupTable.load(args.lut)
     exp = load_experiment(args.config)
     cfg = table_protocol(table, exp.lut, args.repeats, args.warmup)
+    if args.passes < 1 or args.actions < 0:
+        raise CliError("--passes must be at least 1 and --actions non-negative")
     report = validate(table, _space(exp), cfg, samples=args.samples, seed=args.seed, statistic=args.statistic,
-                      progress=None if args.json else lambda i, a: print(f"[{i + 1}/{args.samples}] {a}",
-                                                                          file=sys.stderr))
+                      passes=args.passes, actions=args.actions, memory=args.memory,
+                      progress=None if args.json else lambda i, a, n: print(f"[{i + 1}/{n}] {a}", file=sys.stderr))
     if args.json:
         emit_json(report)
         return 0
@@ -208,6 +242,18 @@ def run_validate(args) -> int:
         if a["n"]:
             print(f"{what}: {a['within_5pct']:.0%} within ±5 %, {a['within_10pct']:.0%} within ±10 %, "
                   f"MAPE {a['mape']:.2%}, RMSE {a['rmse']:.4g} over {a['n']} networks")
+    print(f"memory measured by: {report['memory_meter'] or 'nothing (this backend does not run the network)'}")
+    lat, tem, ceil = report["latency"], report["temporal"], report["ceiling"]
+    print(f"rank (drift-corrected, paired): Spearman {_f(lat['spearman'])}, Kendall {_f(lat['kendall'])}; "
+          f"two-pass ceiling Spearman {_f(ceil['spearman'])}")
+    print(f"temporal part: MAPE {_f(tem['mape'], '.1%')}, {_f(tem['within_10pct'], '.0%')} within ±10 % "
+          f"({_f(tem.get('within_10pct_or_ceiling'), '.0%')} within ±10 % or the two-pass noise), Spearman "
+          f"{_f(tem['spearman'])}; two-pass ceiling MAPE {_f(ceil['temporal_mape'], '.1%')}")
+    act = report["actions"]
+    if act["n"]:
+        print(f"actions: {act['n']} checked, {act['above_noise']} above noise: right sign {_f(act['right_sign'], '.0%')}, "
+              f"right sign and within ±20 % {_f(act['right_sign_within_20pct'], '.0%')}; ΔMemory within ±10 % "
+              f"{_f(act['memory_within_10pct_or_64kib'], '.0%')}")
     spread = report["measurement_spread_p10_p90"]["median"]
     if spread is not None:
         print(f"measurement spread (p90-p10)/median: {spread:.2%} (median over networks)")
@@ -215,6 +261,32 @@ def run_validate(args) -> int:
         print(f"worst latency: {c['arch']}: {c['latency_ms']['rel_error']:+.2%}")
     for c in report["failed"]:
         print(f"not measured: {c['arch']}: {c['status']} {c['reason']}")
+    return 0
+
+
+def _f(v, fmt=".3f") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def run_calibrate(args) -> int:
+    from lookup_tables import LookupTable
+    from lookup_tables.calibrate import calibrate
+    from lookup_tables.validate import table_protocol
+
+    table = LookupTable.load(args.lut)
+    exp = load_experiment(args.config)
+    cfg = table_protocol(table, exp.lut, args.repeats, args.warmup)
+    source = args.source or ("in_situ" if cfg.backend == "torch" and cfg.device == "cpu" else "paired")
+    doc = calibrate(table, _space(exp), cfg, source=source,
+                    progress=None if args.json else lambda i, a: print(f"[{i + 1}] {a}", file=sys.stderr))
+    table.save(args.lut)
+    if args.json:
+        emit_json(doc)
+        return 0
+    print(f"{args.lut}: {len(doc['terms'])} calibration terms from {len(doc['observations'])} networks "
+          f"(residual RMS {doc['residual_rms_ms']:.3f} ms)")
+    for term in doc["terms"].values():
+        print(f"  {term['op']}@{term['slot']}: scale {term['scale']:.3f} ± {term['scale_sd']:.3f}")
     return 0
 
 

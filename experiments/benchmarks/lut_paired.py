@@ -1,0 +1,101 @@
+"""Issue 11 targets on the tiny space: what the search uses, measured paired.
+
+Builds the tiny table (tiny.yaml's protocol), fits the calibration on its default design
+(one network per operator and slot), then validates 30 other random networks in two
+passes (each interleaved with the backbone: A, B, A, B) and 30 random (parent, action)
+pairs (child interleaved with parent), with the memory peak of a fresh process (CPU) or the
+CUDA allocator. Prints each target as met or missed with its number; writes
+results/lut_paired_<device>.json.
+
+    .venv/bin/python experiments/benchmarks/lut_paired.py [--samples 30] [--actions 30] [--rounds 30]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine, write  # noqa: E402
+
+from core.config import load_yaml  # noqa: E402
+from lookup_tables import LutConfig, build_table  # noqa: E402
+from lookup_tables.calibrate import calibrate, default_design  # noqa: E402
+from lookup_tables.validate import validate  # noqa: E402
+from search_spaces.space import SearchSpace  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def targets(r: dict) -> dict:
+    lat, tem, ceil, act, mem = r["latency"], r["temporal"], r["ceiling"], r["actions"], r["memory"]
+    rho, rho_c = lat["spearman"], ceil["spearman"]
+    out = {
+        "whole_spearman>=0.95": (rho, rho is not None and rho >= 0.95),
+        "whole_spearman>=95%_of_ceiling": ((rho / rho_c) if rho is not None and rho_c else None,
+                                           rho is not None and rho_c is not None and rho >= 0.95 * rho_c),
+        "temporal_within_10pct>=90%": (tem["within_10pct"], (tem["within_10pct"] or 0) >= 0.9),
+        "temporal_within_10pct_or_ceiling>=90%": (tem.get("within_10pct_or_ceiling"),
+                                                  (tem.get("within_10pct_or_ceiling") or 0) >= 0.9),
+        "action_dlatency_sign_and_20pct>=90%": (act.get("right_sign_within_20pct"),
+                                                (act.get("right_sign_within_20pct") or 0) >= 0.9),
+        "memory_within_10pct_of_real_peak>=95%": (mem["within_10pct"], (mem["within_10pct"] or 0) >= 0.95),
+    }
+    if tem.get("in_situ"):
+        out["temporal_in_situ_within_10pct>=90% (diagnostic)"] = (tem["in_situ"]["within_10pct"],
+                                                                  (tem["in_situ"]["within_10pct"] or 0) >= 0.9)
+        out["action_in_situ_sign_and_20pct>=90% (diagnostic)"] = (act["in_situ"]["right_sign_within_20pct"],
+                                                                  (act["in_situ"]["right_sign_within_20pct"] or 0) >= 0.9)
+    return {k: {"value": v, "met": bool(m)} for k, (v, m) in out.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--config", default=str(ROOT / "experiments" / "tiny.yaml"))
+    ap.add_argument("--samples", type=int, default=30)
+    ap.add_argument("--actions", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=30, help="A,B rounds per pair")
+    ap.add_argument("--source", help="calibration source: in_situ (default on cpu) or paired (default elsewhere)")
+    ap.add_argument("--out-dir")
+    ap.add_argument("--name")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    space = SearchSpace.from_dict(load_yaml(args.config)["space"])
+    clock = "thread" if args.device == "cpu" else "wall"
+    cfg = LutConfig(device=args.device, clock=clock)  # 10 warm-up calls, 50 repeats, 1 thread
+    check = LutConfig(device=args.device, clock=clock, warmup=3, repeats=args.rounds)
+    result = {"machine": machine(), "device": args.device, "space": Path(args.config).name,
+              "protocol": cfg.protocol(), "validation_protocol": check.protocol()}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        table = build_table(space, cfg, Path(tmp) / "t.parquet", progress=False)
+        result["build_seconds"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        cal = calibrate(table, space, check, source=args.source or ("in_situ" if args.device == "cpu" else "paired"))
+        result["calibration_seconds"] = time.perf_counter() - t1
+        result["calibration"] = cal
+        t2 = time.perf_counter()
+        rep = validate(table, space, check, samples=args.samples, seed=0, passes=2, actions=args.actions,
+                       exclude=default_design(space),
+                       progress=lambda i, a, n: print(f"[{i + 1}/{n}] {a}", file=sys.stderr, flush=True))
+        result["validation_seconds"] = time.perf_counter() - t2
+    result["report"] = rep
+    result["targets"] = targets(rep)
+    name = args.name or f"lut_paired_{Path(args.config).stem}_{args.device.split(':')[0]}"
+    print(write(name, result, args.out_dir))
+    for k, v in result["targets"].items():
+        val = v["value"]
+        print(f"{'MET ' if v['met'] else 'MISS'} {k}: {'-' if val is None else f'{val:.3f}'}")
+    c = rep["ceiling"]
+    print(f"ceiling: spearman {c['spearman']}, temporal MAPE {c['temporal_mape']}; "
+          f"uncalibrated temporal within 10 % {rep['temporal']['uncalibrated']['within_10pct']}, "
+          f"in-situ temporal within 10 % {(rep['temporal'].get('in_situ') or {}).get('within_10pct')}")
+
+
+if __name__ == "__main__":
+    main()
