@@ -65,6 +65,9 @@ class LutConfig:
     # the work takes when nothing else preempts it: on a shared machine the stable choice.
     clock: Literal["wall", "thread"] = "wall"
     memory_limit_mib: float | None = None  # measured or estimated peak above this: status oom
+    # during a campaign, measure an estimated entry whose stated latency error exceeds this
+    # (ms) on the campaign's device before deciding on it (None: decide on the estimate)
+    measure_unsure_ms: float | None = None
     device_spec: str | None = None  # analytic: a spec in lookup_tables/device_specs (default: device)
     grid: GridConfig | None = None
 
@@ -88,6 +91,8 @@ class LutConfig:
                              "(other threads' and devices' time is not the measuring thread's)")
         if self.memory_limit_mib is not None and self.memory_limit_mib <= 0:
             raise ValueError("memory_limit_mib must be positive")
+        if self.measure_unsure_ms is not None and self.measure_unsure_ms < 0:
+            raise ValueError("measure_unsure_ms must be non-negative")
 
     @property
     def memory_limit_bytes(self) -> int | None:

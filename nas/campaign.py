@@ -140,10 +140,11 @@ class Campaign:
             path.unlink()
         self._storage, self._stored_ids = None, None
 
-    def set_lut(self, path: Path) -> None:
-        """Record the lookup table the campaign prices with; a resume refuses a changed table."""
+    def set_lut(self, path: Path, replace: bool = False) -> None:
+        """Record the lookup table the campaign prices with; a resume refuses a changed table
+        (``replace``: the campaign itself changed it, e.g. measured an entry during search)."""
         meta, digest = self.meta, sha256_file(path)
-        if "lut" in meta and meta["lut"]["sha256"] != digest:
+        if "lut" in meta and meta["lut"]["sha256"] != digest and not replace:
             raise CampaignError(f"the lookup table {path} changed since this campaign started "
                                 f"(sha256 {meta['lut']['sha256'][:12]} -> {digest[:12]})")
         meta["lut"] = {"path": str(Path(path).resolve()), "sha256": digest}

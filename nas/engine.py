@@ -54,6 +54,10 @@ class TableCost:
             self._memo[key] = self.table.predict(self.space, arch)
         return self._memo[key]
 
+    def forget(self) -> None:
+        """The table changed (an entry was measured): price everything afresh."""
+        self._memo.clear()
+
     def __call__(self, arch: Architecture) -> Cost:
         p = self.prediction(arch)
         return Cost(float(p.latency_ms), float(p.memory_bytes))
@@ -108,8 +112,13 @@ def check_budgets(space: SearchSpace, cost: TableCost, budgets: Budgets, stated:
 def load_or_build_table(experiment: Experiment, space: SearchSpace, campaign: Campaign, progress):
     from lookup_tables import LookupTable, build_table
 
-    if experiment.lut.path:
+    recorded = campaign.meta.get("lut")
+    own = campaign.root / "lut.parquet"
+    if experiment.lut.path and not (recorded and Path(recorded["path"]) == own.resolve()):
         path = Path(experiment.lut.path)
+        table = LookupTable.load(path)
+    elif experiment.lut.path:  # the campaign's copy, with what it measured during the search
+        path = own
         table = LookupTable.load(path)
     else:
         path = campaign.root / "lut.parquet"
@@ -184,7 +193,8 @@ class Search:
 
         check_inputs(self.space, exp.data)  # data, weights and UNet fit together, before any work
         table = load_or_build_table(exp, self.space, self.campaign, self.observer.display())
-        predict = TableCost(table, self.space)
+        self.table = table
+        self.cost = predict = TableCost(table, self.space)
         self.budgets = resolve_budgets(self.space, predict, exp.budgets)
         check_budgets(self.space, predict, self.budgets, exp.budgets)
         self.campaign.set_budgets(self.budgets)
@@ -234,6 +244,27 @@ class Search:
         self._save()
         return self.strategy.stop_reason
 
+    def _measure_unsure(self, batch: list[Candidate]) -> None:
+        """Measured when unsure (HiFi-LLP's hybrid): an estimated entry pricing a candidate of
+        this round whose stated error exceeds ``lut.measure_unsure_ms`` is measured on this
+        process's device before the strategy decides; the measurement joins the campaign's own
+        copy of the table (provenance ``measured-during-search``) and the decision uses it."""
+        threshold = self.experiment.lut.measure_unsure_ms
+        if threshold is None:
+            return
+        from lookup_tables.unsure import measure_if_unsure
+
+        own = self.campaign.root / "lut.parquet"
+        for c in batch:
+            records = measure_if_unsure(self.table, self.space, self.cost.prediction(c.arch), self.experiment.lut,
+                                        threshold_ms=threshold, save_to=own)
+            for r in records:
+                self._emit("lut_measured_when_unsure", candidate=c.id, **{k: v for k, v in r.as_event().items()
+                                                                          if k != "event"})
+            if records:
+                self.cost.forget()
+                self.campaign.set_lut(own, replace=True)
+
     def _save(self) -> None:
         self.campaign.save_state({"strategy": self.strategy.state_dict(), "rounds": self.rounds,
                                   "steps_used": self.steps_used})
@@ -253,6 +284,7 @@ class Search:
             results[job.key] = result
             self._emit("candidate", id=job.key, arch=str(job.arch), status=result.status, quality=result.quality,
                        reason=result.reason, steps=job.steps, seconds=result.seconds, wall_s=job.wall_s)
+        self._measure_unsure(batch)
         outcomes = [Outcome(c, results[c.id], self.state.predict(c.arch)) for c in batch]
         notes = self.strategy.update(outcomes)
         for o in outcomes:

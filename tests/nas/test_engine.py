@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 
 from evaluators.runner import CandidateResult
 from nas.campaign import Campaign
@@ -82,3 +83,32 @@ def test_killed_run_resumes_without_losing_or_repeating(tmp_path, experiment):
     assert sorted(t.user_attrs["arch"] for t in uninterrupted.trials()) == \
         sorted(t.user_attrs["arch"] for t in camp.trials())
     assert "resumed" in [e["event"] for e in camp.events()]
+
+
+def test_an_unsure_estimate_is_measured_before_the_decision(tmp_path, tiny_config_path, work, small_lut):
+    """A table missing one operator row prices it by estimate; with lut.measure_unsure_ms the
+    campaign measures it on its device, keeps it (provenance) in its own copy, and a resume
+    prices from that copy."""
+    from lookup_tables import LookupTable
+    from search_spaces.space import SearchSpace
+
+    exp0 = Experiment.load(small_config(tmp_path / "c0.yaml", tiny_config_path, work, lut=small_lut))
+    space = SearchSpace(exp0.space)
+    table = LookupTable.load(small_lut)
+    dropped = space.slot("mid").shape("conv1d").key
+    table.rows = table.rows.drop(dropped)
+    table.save(tmp_path / "holey.parquet")
+    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=tmp_path / "holey.parquet",
+                       search={"strategy": "snapgen", "max_train_steps": 30, "workers": 0})
+    data = yaml.safe_load(cfg.read_text())
+    data["lut"]["measure_unsure_ms"] = 0.0  # every estimate is unsure
+    cfg.write_text(yaml.safe_dump(data))
+    experiment = Experiment.load(cfg)
+    camp = Campaign.create(tmp_path / "camp", experiment.to_dict())
+    Search(camp, experiment, pool=FakePool()).run()
+    measured = [e for e in camp.events() if e["event"] == "lut_measured_when_unsure"]
+    assert [e["key"] for e in measured] == [dropped]
+    own = LookupTable.load(camp.root / "lut.parquet")
+    assert own.row(dropped)["provenance"] == "measured-during-search"
+    assert dropped not in LookupTable.load(tmp_path / "holey.parquet")  # the user's table is untouched
+    Search(Campaign.open(camp.root), pool=FakePool()).run()  # a resume accepts the campaign's copy
