@@ -75,11 +75,30 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
+def _holds_session_files(pid: int, session_dir: str) -> bool:
+    """Whether the process has a file of the session open (Ray's agents and workers write
+    their logs there, whatever their command line says)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(session_dir):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def kill_cluster(session_dir: str, known: dict[int, str] | None = None) -> int:
-    """SIGKILL the cluster's processes: those found now, and those seen earlier (``known``:
-    pid -> start time) that still run — Ray's agents outlive a dead raylet, reparented to
-    init, where only the earlier sighting identifies them."""
-    targets = {pid: _start_time(pid) for pid in cluster_pids(session_dir)}
+    """SIGKILL the cluster's processes: those found now (by command line, parentage or the
+    session's files they hold open), and those seen earlier (``known``: pid -> start time)
+    that still run — Ray's agents outlive a dead raylet, reparented to init."""
+    me = os.getpid()
+    found = set(cluster_pids(session_dir)) | {pid for pid in _processes() if pid != me
+                                              and _holds_session_files(pid, session_dir)}
+    targets = {pid: _start_time(pid) for pid in found}
     for pid, started in (known or {}).items():
         if _start_time(pid) == started:
             targets[pid] = started
