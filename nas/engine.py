@@ -242,7 +242,8 @@ class Search:
                    cached_steps=sum(c.steps for c in batch if results[c.id] is not None))
         parents = {k: camp.weights(k) for k in {c.parent_weights for c in todo} if k is not None}
         by_id = {c.id: c for c in batch}
-        jobs = [Job(c.id, c.arch, c.steps, c.seed, parents.get(c.parent_weights)) for c in todo]
+        jobs = [Job(c.id, c.arch, c.steps, c.seed, parents.get(c.parent_weights), task=c.task, options=c.task_options)
+                for c in todo]
         for job, result in self.pool.evaluate(jobs):
             camp.save_result(by_id[job.key], result)
             results[job.key] = result
