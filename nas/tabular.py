@@ -235,7 +235,7 @@ class TabularPool(WorkerPool):
             have = "none" if sn is None else f"n = {sn['n']}, {sn['segment_steps']} steps a segment"
             raise TabularError(f"tabulated benchmark {self.table.name} holds no supernet run for n = {opts.get('n')}, "
                                f"{job.steps} steps a segment (tabulated: {have})")
-        run = sn["runs"][job.seed % len(sn["runs"])]
+        run = sn["runs"][int(opts.get("run_seed", job.seed)) % len(sn["runs"])]
         if seg >= len(run):
             raise TabularError(f"tabulated benchmark {self.table.name}: the supernet run holds {len(run)} segments, "
                                f"not segment {seg}")
@@ -244,7 +244,7 @@ class TabularPool(WorkerPool):
     def evaluate(self, jobs: list[Job]):
         for job in jobs:
             opts = job.options or {}
-            seed = int(opts.get("run_seed", job.seed))
+            seed = int(opts.get("run_seed", job.seed)) if job.task == "train" else job.seed
             row = self.table.row(job.arch, seed)  # raises TabularError naming the architecture
             q = self.table.quality(job.arch, seed, int(opts.get("total_steps", job.steps)))
             breakdown = {"tabular_steps": float(row.steps)}

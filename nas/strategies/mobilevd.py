@@ -155,7 +155,7 @@ class MobilevdSearch(Strategy):
                 self._finish("training budget spent before the first supernet segment")
                 return []
             opts = {"n": self.n, "temperature": self.options.temperature, "gate_lr": self.options.gate_lr,
-                    "weight_lr": self.options.weight_lr, "c": self.options.c, "segment": self.segment,
+                    "weight_lr": self.options.weight_lr, "c": self.options.c, "segment": self.segment, "run_seed": self.seed,
                     "blocks": list(self.blocks)}
             return [Candidate(f"s{self.segment}", arch, self.segment_steps, seed, "supernet", None, self.weights,
                               None, True, "supernet", opts)]
