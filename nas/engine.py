@@ -257,5 +257,7 @@ class Search:
         self.steps_used += sum(c.steps for c in batch)
         self._save()
         camp.keep_only(self.strategy.weight_keys())
-        self._emit("round_finished", round=self.rounds - 1, steps_used=self.steps_used, done=self.strategy.done,
+        self._emit("round_finished", round=self.rounds - 1, steps_used=self.steps_used,
+                   round_steps=sum(c.steps for c in todo), round_candidate_seconds=sum(
+                       (results[c.id].seconds or 0.0) for c in todo), done=self.strategy.done,
                    stop_reason=self.strategy.stop_reason, decision=self.strategy.last_decision())

@@ -112,8 +112,10 @@ class SnapgenSearch(Strategy):
                 return []
             if self.options.halving:
                 k = self.rung_steps()[0]
-                batch = [dataclasses.replace(c, id=c.id.replace(f"r{self.round}.", f"r{self.round}.h0."), steps=k,
+                rename = lambda cid: cid.replace(f"r{self.round}.", f"r{self.round}.h0.")  # noqa: E731
+                batch = [dataclasses.replace(c, id=rename(c.id), steps=k,
                                              task_options={"total_steps": k, "run_seed": c.seed}) for c in batch]
+                self.eligible = {rename(cid): v for cid, v in self.eligible.items()}
         if state.steps_left is not None and sum(c.steps for c in batch) > state.steps_left:
             self._finish("training budget spent")
             return []
