@@ -1,7 +1,7 @@
 """Strategies compared on the tabulated benchmark (issue 14): equal budgets, many seeds.
 
 Every strategy runs against ``TabularPool`` (experiments/benchmarks/results/tabular_tiny.parquet,
-built by tabulate.py) with the same space, lookup-table costs, budgets (the tiny
+built by build_tabular.py) with the same space, lookup-table costs, budgets (the tiny
 experiment's: 8 % latency and 1.3 % memory over the backbone alone) and training budget
 (``--candidates`` × K steps). A strategy's evaluated set is scored under the table's fixed
 protocol (the seed-mean quality at K of each architecture it evaluated, whatever noisy seed
@@ -76,7 +76,11 @@ def spread(vals: list[float]) -> dict:
     return {"median": statistics.median(vals), "p25": q[0], "p75": q[2], "min": vals[0], "max": vals[-1]}
 
 
-def halving_agreement(table, space, budgets, steps: int, seeds: int, eta: int) -> dict:
+HALVING = {"eta2": {"halving_eta": 2}, "eta3": {"halving_eta": 3},
+           "K/4-then-K, eta 4": {"halving_eta": 4, "halving_rungs": [0.25, 1.0]}}
+
+
+def halving_agreement(table, space, budgets, steps: int, seeds: int, label: str) -> dict:
     """One evolution step from every feasible architecture: full evaluation vs halving."""
     same = total = informative = same_informative = 0
     steps_full = steps_halving = 0
@@ -87,10 +91,11 @@ def halving_agreement(table, space, budgets, steps: int, seeds: int, eta: int) -
         for seed in range(seeds):
             chosen, spent = [], []
             for halving in (False, True):
-                s = create_strategy("snapgen", {"start": str(arch), "halving": halving, "halving_eta": eta}, seed,
+                s = create_strategy("snapgen", {"start": str(arch), "halving": halving, **HALVING[label]}, seed,
                                     steps)
                 state = SearchState(space, table.predict, budgets)
-                _, budget = drive(s, state, TabularPool(table), None, max_rounds=3 if halving else 1)
+                rounds = len(s.rung_steps()) if halving else 1  # one evolution step, not the next one's first rung
+                _, budget = drive(s, state, TabularPool(table), None, max_rounds=rounds)
                 chosen.append(s.decisions[0]["action"] if s.decisions else None)
                 spent.append(budget["steps"])
                 if not halving:
@@ -102,7 +107,7 @@ def halving_agreement(table, space, budgets, steps: int, seeds: int, eta: int) -
             if n_eligible >= 2:
                 informative += 1
                 same_informative += chosen[0] == chosen[1]
-    return {"eta": eta, "evolution_steps": total, "same_action": same / total if total else None,
+    return {"schedule": label, "options": HALVING[label], "evolution_steps": total, "same_action": same / total if total else None,
             "evolution_steps_with_2plus_actions": informative,
             "same_action_2plus": same_informative / informative if informative else None,
             "steps_full": steps_full, "steps_halving": steps_halving,
@@ -170,9 +175,9 @@ def main() -> None:
               f"pareto {sm['pareto_share']['median']:.2f}  best {sm['best_feasible_quality']['median']:.5f}  "
               f"({time.perf_counter() - t0:.0f} s for {len(rows)} seeds)", flush=True)
         write(args.name, result)
-    result["halving"] = [halving_agreement(table, space, budgets, k, args.seeds, eta) for eta in (2, 3)]
+    result["halving"] = [halving_agreement(table, space, budgets, k, args.seeds, label) for label in HALVING]
     for h in result["halving"]:
-        print(f"halving eta {h['eta']}: same action {h['same_action']:.3f} "
+        print(f"halving {h['schedule']}: same action {h['same_action']:.3f} "
               f"(>=2 actions: {h['same_action_2plus']}) at {h['steps_ratio']:.3f} of the steps", flush=True)
     path = write(args.name, result)
     (RESULTS / f"{args.name}.md").write_text(markdown(result))
@@ -201,7 +206,7 @@ def markdown(result: dict) -> str:
                      f"{sm['candidate_seconds']['median']:.0f} |")
     for h in result.get("halving", []):
         lines.append("")
-        lines.append(f"Successive halving (eta {h['eta']}) in A1's evolution step, from every feasible architecture × "
+        lines.append(f"Successive halving ({h['schedule']}: {h['options']}) in A1's evolution step, from every feasible architecture × "
                      f"every seed ({h['evolution_steps']} evolution steps): same action as full evaluation in "
                      f"{100 * h['same_action']:.1f} % ({h['evolution_steps_with_2plus_actions']} steps with ≥ 2 "
                      f"eligible actions: {100 * (h['same_action_2plus'] or 0):.1f} %), at "

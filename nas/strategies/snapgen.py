@@ -49,6 +49,7 @@ class SnapgenOptions:
     # K/2, then to K, where the usual rule decides among the survivors. Off by default.
     halving: bool = False
     halving_eta: int = 2
+    halving_rungs: tuple[float, ...] = (0.25, 0.5, 1.0)  # each rung's cumulative training, as a share of K
 
     def __post_init__(self):
         if self.train_steps < 0:
@@ -59,6 +60,9 @@ class SnapgenOptions:
             raise ValueError("epsilon_latency_ms and epsilon_memory_bytes must be positive")
         if self.halving_eta < 2:
             raise ValueError("halving_eta must be at least 2")
+        r = self.halving_rungs
+        if not r or r[-1] != 1.0 or any(not 0 <= a < b for a, b in zip((0.0,) + tuple(r[:-1]), r)):
+            raise ValueError("halving_rungs must rise strictly from above 0 to 1.0")
 
 
 def ratio(delta_quality: float, delta_cost: float, epsilon: float, kind: str) -> float | None:
@@ -147,8 +151,8 @@ class SnapgenSearch(Strategy):
         return batch
 
     def rung_steps(self) -> list[int]:
-        """Cumulative training of each rung: K/4, K/2, K."""
-        return sorted({max(1, self.steps // 4), max(1, self.steps // 2), self.steps})
+        """Cumulative training of each rung (default K/4, K/2, K)."""
+        return sorted({max(1, int(self.steps * f)) for f in self.options.halving_rungs})
 
     def _rung_candidates(self, seed: int) -> list[Candidate]:
         total = self.rung_steps()

@@ -3,7 +3,7 @@ segments trained live under the table's protocol (same data, backbone, K), one r
 the importances after each segment are written beside the table, so ``TabularPool`` answers
 ``mobilevd``'s supernet candidates from them (its snapshots and fine-tune from the table).
 
-    PYTHONPATH=. .venv/bin/python experiments/benchmarks/tabulate_supernet.py --seeds 0,1 --segments 3
+    PYTHONPATH=. .venv/bin/python experiments/benchmarks/build_tabular_supernet.py --seeds 0,1 --segments 3
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--table", default=str(RESULTS / "tabular_tiny.parquet"))
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--segments", type=int, default=3)
+    ap.add_argument("--out", default=str(RESULTS / "tabular_tiny_supernet.json"))
     ap.add_argument("--workdir", default=str(Path(__file__).resolve().parents[2] / "runs" / "tabular_work"))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -48,7 +49,7 @@ def main() -> None:
             (c,) = strat.propose(state)
             if c.task != "supernet":
                 break
-            job = Job(c.id, c.arch, c.steps, c.seed, last_state, c.task, c.task_options)
+            job = Job(c.id, c.arch, c.steps, c.seed, last_state, task=c.task, options=c.task_options)
             (_, res), = list(pool.evaluate([job]))
             if res.status != "ok":
                 raise SystemExit(f"supernet segment {c.id} failed: {res.reason}")
@@ -59,10 +60,10 @@ def main() -> None:
                   f"importances {[round(v, 3) for v in strat.importance]}", flush=True)
         runs.append(run)
         n, blocks = strat.n, strat.blocks
-    out = RESULTS / (Path(args.table).stem + "_supernet.json")
+    out = Path(args.out)
     atomic_json(out, {"n": n, "segment_steps": k, "blocks": blocks, "runs": runs,
                       "options": {"segments": args.segments},
-                      "command": "PYTHONPATH=. .venv/bin/python experiments/benchmarks/tabulate_supernet.py "
+                      "command": "PYTHONPATH=. .venv/bin/python experiments/benchmarks/build_tabular_supernet.py "
                                  + " ".join(sys.argv[1:]),
                       "wall_s": time.time() - t0, "machine": machine()})
     print(out)

@@ -17,7 +17,7 @@ inheritance), is trained K steps (batch 4, AdamW 1e-3, logit-normal t) with the 
 lower fidelities successive halving uses); seeds s in ``--seeds``. Jobs are split over Ray workers
 (``RayPool``); finished rows are appended to a JSONL log so a killed build resumes.
 
-    PYTHONPATH=. .venv/bin/python experiments/benchmarks/tabulate.py --workers 1 --steps 20 --seeds 0,1
+    PYTHONPATH=. .venv/bin/python experiments/benchmarks/build_tabular.py --workers 1 --steps 20 --seeds 0,1
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def main() -> None:
         "start": "the tiny experiment's pre-trained frozen backbone; fresh identity temporal layers "
                  "(no inheritance); layers initialised and data drawn from the seed",
         "experiment": exp.to_dict(), "steps": args.steps, "lut": lut_path.name,
-        "command": "PYTHONPATH=. .venv/bin/python experiments/benchmarks/tabulate.py " + " ".join(sys.argv[1:]),
+        "command": "PYTHONPATH=. .venv/bin/python experiments/benchmarks/build_tabular.py " + " ".join(sys.argv[1:]),
         "git_commit": commit, "build_wall_s": time.time() - t0, "machine": machine(),
     }
     atomic_json(out.with_suffix(".json"), protocol)
