@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import RESULTS, machine, write  # noqa: E402
 
 from core.budgets import Budgets  # noqa: E402
+from core.errors import HwnasError  # noqa: E402
 from nas.pareto import Point, compute_front  # noqa: E402
 from nas.strategies import SearchState, create_strategy  # noqa: E402
 from nas.tabular import TabularBenchmark, TabularPool, drive  # noqa: E402
@@ -47,13 +48,14 @@ def strategies(candidates: int) -> dict:
             "mobilevd": ("mobilevd", {})}
 
 
-def setup(table_path: Path):
+def setup(table_path: Path, latency_pct: float | None = None, memory_pct: float | None = None):
     table = TabularBenchmark.load(table_path)
     protocol = json.loads(table_path.with_suffix(".json").read_text())
     space = SearchSpace(SpaceConfig.from_dict(protocol["experiment"]["space"]))
     b = protocol["experiment"]["budgets"]
-    budgets = Budgets(latency_over_backbone_pct=b.get("latency_over_backbone_pct"),
-                      memory_over_backbone_pct=b.get("memory_over_backbone_pct")).resolve(*table.cost(Architecture()))
+    budgets = Budgets(latency_over_backbone_pct=latency_pct or b.get("latency_over_backbone_pct"),
+                      memory_over_backbone_pct=memory_pct or b.get("memory_over_backbone_pct"),
+                      ).resolve(*table.cost(Architecture()))
     return table, protocol, space, budgets
 
 
@@ -122,12 +124,14 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=10, help="training budget, in candidates of K steps")
     ap.add_argument("--strategies", default=None)
     ap.add_argument("--name", default="tabular_compare")
+    ap.add_argument("--latency-pct", type=float, default=None, help="latency budget over the backbone (default: tiny.yaml's)")
+    ap.add_argument("--memory-pct", type=float, default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    table, protocol, space, budgets = setup(Path(args.table))
+    table, protocol, space, budgets = setup(Path(args.table), args.latency_pct, args.memory_pct)
     supernet = json.loads(Path(args.supernet).read_text()) if Path(args.supernet).is_file() else None
     k = table.steps
     feasible = [p for p in table.points() if not budgets.violations(p.latency_ms, p.memory_bytes)]
@@ -156,6 +160,12 @@ def main() -> None:
                        "segment_steps": supernet["segment_steps"]}
         rows = []
         t0 = time.perf_counter()
+        try:
+            create_strategy(name, options, 0, k).propose(SearchState(space, table.predict, budgets))
+        except HwnasError as exc:  # e.g. mobilevd's tabulated n breaking these budgets' memory
+            print(f"{label}: {exc}", flush=True)
+            result["summary"][label] = {"options": options, "error": str(exc)}
+            continue
         for seed in range(args.seeds):
             s = create_strategy(name, options, seed, k)
             state = SearchState(space, table.predict, budgets)
@@ -195,6 +205,10 @@ def markdown(result: dict) -> str:
              "| strategy | normalised HV | best feasible quality | share of true Pareto set | evaluated | "
              "training steps | candidate-seconds |", "|---|---|---|---|---|---|---|"]
     for label, sm in result["summary"].items():
+        if "error" in sm:
+            lines.append(f"| {label} | not run: {sm['error']} | | | | | |")
+            continue
+
         def f(m, fmt):
             s = sm[m]
             if not s:
