@@ -54,7 +54,7 @@ class Block:
         return f"{self.slot}_{self.op}.{self.index}"
 
     @classmethod
-    def parse(cls, key: str) -> "Block":
+    def parse(cls, key: str) -> Block:
         head, index = key.rsplit(".", 1)
         slot, op = head.split("_", 1)
         return cls(slot, op, int(index))
@@ -70,8 +70,8 @@ def _splits(v: np.ndarray, n: float):
     """Every (ones, zeros, τ) split of the sorted-descending v with its closed-form τ."""
     m = len(v)
     csum = np.concatenate([[0.0], np.cumsum(v)])
-    for t in range(0, m + 1):
-        for z in range(0, m - t + 1):
+    for t in range(m + 1):
+        for z in range(m - t + 1):
             mid = m - t - z
             if mid == 0:
                 if abs(t - n) < 1e-9:

@@ -1,5 +1,5 @@
 """The tabulated benchmark: every architecture of a small space trained and scored once
-under one fixed protocol (``experiments/benchmarks/tabulate.py`` builds it), and a
+under one fixed protocol (``experiments/benchmarks/build_tabular.py`` builds it), and a
 :class:`TabularPool` that answers candidates from it, so any strategy runs against it in
 seconds (NAS-Bench-201 / HW-NAS-Bench style).
 
@@ -147,7 +147,7 @@ class TabularBenchmark:
         self.steps = rows[0].steps
 
     @classmethod
-    def load(cls, path: str | Path) -> "TabularBenchmark":
+    def load(cls, path: str | Path) -> TabularBenchmark:
         import pandas as pd
 
         path = Path(path)
@@ -156,7 +156,7 @@ class TabularBenchmark:
         for rec in df.to_dict("records"):
             if rec["status"] != "ok":
                 continue
-            q = {int(k.split("@")[1]): float(v) for k, v in rec.items() if k.startswith("quality@") and v == v}
+            q = {int(k.split("@")[1]): float(v) for k, v in rec.items() if k.startswith("quality@") and not math.isnan(v)}
             q[int(rec["steps"])] = float(rec["quality"])
             rows.append(Row(rec["arch"], int(rec["seed"]), q, float(rec["seconds"]), int(rec["steps"]),
                             float(rec["latency_ms"]), float(rec["memory_bytes"])))

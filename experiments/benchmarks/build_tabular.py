@@ -32,15 +32,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import RESULTS, machine  # noqa: E402
+from _machine import RESULTS, machine
 
-from core.io import atomic_json  # noqa: E402
-from lookup_tables import LookupTable, build_table  # noqa: E402
-from nas.config import Experiment  # noqa: E402
-from nas.engine import TableCost  # noqa: E402
-from nas.tabular import FidelitySpec  # noqa: E402
-from nas.workers import Job, RayPool  # noqa: E402
-from search_spaces.space import SearchSpace  # noqa: E402
+from core.io import atomic_json
+from lookup_tables import LookupTable, build_table
+from nas.config import Experiment
+from nas.engine import TableCost
+from nas.tabular import FidelitySpec
+from nas.workers import Job, RayPool
+from search_spaces.space import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[2]
 

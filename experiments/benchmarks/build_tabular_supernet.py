@@ -8,7 +8,6 @@ the importances after each segment are written beside the table, so ``TabularPoo
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -16,14 +15,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import RESULTS, machine  # noqa: E402
+from _machine import RESULTS, machine
+from tabular_compare import setup
 
-from core.io import atomic_json  # noqa: E402
-from nas.config import Experiment  # noqa: E402
-from nas.engine import RunnerSpec  # noqa: E402
-from nas.strategies import Outcome, SearchState, create_strategy  # noqa: E402
-from nas.workers import InlinePool, Job  # noqa: E402
-from tabular_compare import setup  # noqa: E402
+from core.io import atomic_json
+from nas.config import Experiment
+from nas.engine import RunnerSpec
+from nas.strategies import Outcome, SearchState, create_strategy
+from nas.workers import InlinePool, Job
 
 
 def main() -> None:

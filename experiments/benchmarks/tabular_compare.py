@@ -28,15 +28,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import RESULTS, machine, write  # noqa: E402
+from _machine import RESULTS, machine, write
 
-from core.budgets import Budgets  # noqa: E402
-from core.errors import HwnasError  # noqa: E402
-from nas.pareto import Point, compute_front  # noqa: E402
-from nas.strategies import SearchState, create_strategy  # noqa: E402
-from nas.tabular import TabularBenchmark, TabularPool, drive  # noqa: E402
-from search_spaces.architecture import Architecture  # noqa: E402
-from search_spaces.space import SearchSpace, SpaceConfig  # noqa: E402
+from core.budgets import Budgets
+from core.errors import HwnasError
+from nas.pareto import Point, compute_front
+from nas.strategies import SearchState, create_strategy
+from nas.tabular import TabularBenchmark, TabularPool, drive
+from search_spaces.architecture import Architecture
+from search_spaces.space import SearchSpace, SpaceConfig
 
 
 def strategies(candidates: int) -> dict:

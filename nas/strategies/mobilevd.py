@@ -22,8 +22,8 @@ prefix, every step within the budgets.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from core.budgets import MIB
 from core.errors import ConfigError

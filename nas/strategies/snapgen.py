@@ -116,7 +116,7 @@ class SnapgenSearch(Strategy):
                 return []
             if self.options.halving:
                 k = self.rung_steps()[0]
-                rename = lambda cid: cid.replace(f"r{self.round}.", f"r{self.round}.h0.")  # noqa: E731
+                rename = lambda cid: cid.replace(f"r{self.round}.", f"r{self.round}.h0.")
                 batch = [dataclasses.replace(c, id=rename(c.id), steps=k,
                                              task_options={"total_steps": k, "run_seed": c.seed}) for c in batch]
                 self.eligible = {rename(cid): v for cid, v in self.eligible.items()}

@@ -11,8 +11,15 @@ from hypothesis import strategies as st
 from core.budgets import Budgets
 from core.errors import ConfigError
 from evaluators.config import TrainConfig
-from evaluators.supernet import Supernet, kept_architecture, project, project_torch, supernet_blocks, \
-    systematic_sample, train_segment
+from evaluators.supernet import (
+    Supernet,
+    kept_architecture,
+    project,
+    project_torch,
+    supernet_blocks,
+    systematic_sample,
+    train_segment,
+)
 from nas.strategies import SearchState, create_strategy
 from search_spaces.backbones import build_unet
 
@@ -36,7 +43,7 @@ def test_projection_matches_a_generic_constrained_solver(q, data, c):
     p = project(q, n, c)
     assert abs(p.sum() - n) < 1e-7 and (p >= -1e-9).all() and (p <= 1 + 1e-9).all()
     ref = _reference(c * q, n)
-    obj = lambda x: ((x - c * q) ** 2).sum()  # noqa: E731
+    obj = lambda x: ((x - c * q) ** 2).sum()
     assert obj(p) <= obj(ref) + 1e-6  # optimal: no worse than the generic solver
     assert np.abs(p - ref).max() < 1e-3  # and the same point (the problem is strictly convex)
 

@@ -91,7 +91,7 @@ def test_gp_sampler_proposes_reproducibly_within_budgets(tiny_space):
         w = World(tiny_space)
         s = create_strategy("optuna", {"sampler": "gp", "sampler_options": {"n_startup_trials": 3}}, seed=2,
                             steps=STEPS)
-        outcomes = w.drive(s, max_train_steps=8 * STEPS)
+        w.drive(s, max_train_steps=8 * STEPS)
         runs.append([str(c.arch) for c in w.proposed])
         for c in w.proposed:
             assert w.state().fits(c.arch)

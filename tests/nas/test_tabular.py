@@ -109,3 +109,23 @@ def test_budget_accounting_in_status_and_events_counts_work_once(tmp_path, tiny_
     assert cached == 3  # the killed round's finished candidate, reloaded, not retrained
     assert sum(e["round_steps"] for e in rounds) == 18 - cached  # the round's own work, by this process
     assert sum(e["round_candidate_seconds"] for e in rounds) == pytest.approx(5 * 0.01)
+
+
+def test_a_task_candidate_reaches_its_worker_function(monkeypatch):
+    """The seam mobilevd's supernet uses: Candidate.task -> Job.task -> evaluators.supernet.TASKS."""
+    from evaluators import supernet
+    from evaluators.runner import CandidateResult
+    from nas.workers import InlinePool
+
+    seen = []
+
+    def echo(runner, arch, parent_state, steps, seed, options):
+        seen.append((str(arch), steps, seed, options))
+        return CandidateResult(str(arch), "ok", None, 1.0, {"importance/x": 0.5})
+
+    monkeypatch.setitem(supernet.TASKS, "echo", echo)
+    pool = InlinePool(lambda: type("R", (), {"prepare": lambda self, progress=None: {},
+                                             "run": lambda self, *a: pytest.fail("plain run called")})())
+    with pool:
+        (job, res), = list(pool.evaluate([Job("s0", Architecture(), 4, 7, None, task="echo", options={"n": 2})]))
+    assert seen == [("empty", 4, 7, {"n": 2})] and res.breakdown == {"importance/x": 0.5}
