@@ -190,7 +190,7 @@ def main() -> None:
         print(f"halving {h['schedule']}: same action {h['same_action']:.3f} "
               f"(>=2 actions: {h['same_action_2plus']}) at {h['steps_ratio']:.3f} of the steps", flush=True)
     path = write(args.name, result)
-    (RESULTS / f"{args.name}.md").write_text(markdown(result))
+    path.with_suffix(".md").write_text(markdown(result))  # beside the JSON ($OUT or results/)
     print(path)
 
 
