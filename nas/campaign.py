@@ -320,4 +320,27 @@ class Campaign:
                 "trials": sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials),
                 "failed": sum(t.state == optuna.trial.TrialState.FAIL for t in trials),
                 "current": strategy.get("current"), "done": strategy.get("done", False),
-                "stop_reason": stopped[-1]["reason"] if stopped else strategy.get("stop_reason") or None}
+                "stop_reason": stopped[-1]["reason"] if stopped else strategy.get("stop_reason") or None,
+                "budget": self.budget_spent()}
+
+    def budget_spent(self) -> dict:
+        """What the search has cost, comparable across strategies: training steps actually run
+        (candidates reloaded from checkpoints after a resume not counted twice), the candidates'
+        own seconds (training + scoring, summed over workers), the wall time of every run and
+        resume, and GPU-hours when the candidates trained on a GPU."""
+        events = self.events()
+        cands = [e for e in events if e["event"] == "candidate"]
+        seconds = sum(e.get("seconds") or 0.0 for e in cands)
+        wall, start = 0.0, None
+        for e in events:  # a run lasts from its started/resumed event to its last event
+            if e["event"] in ("started", "resumed"):
+                start = e["time"]
+            elif start is not None:
+                last = e["time"]
+                if e["event"] == "stopped" or e is events[-1]:
+                    wall += last - start
+                    start = None
+        device = str(self.experiment().train.device)
+        return {"training_steps": sum(e.get("steps") or 0 for e in cands), "candidates_trained": len(cands),
+                "candidate_seconds": seconds, "wall_s": wall,
+                "gpu_hours": seconds / 3600 if device.startswith("cuda") else None}

@@ -278,7 +278,8 @@ class Search:
                    cached_steps=sum(c.steps for c in batch if results[c.id] is not None))
         parents = {k: camp.weights(k) for k in {c.parent_weights for c in todo} if k is not None}
         by_id = {c.id: c for c in batch}
-        jobs = [Job(c.id, c.arch, c.steps, c.seed, parents.get(c.parent_weights)) for c in todo]
+        jobs = [Job(c.id, c.arch, c.steps, c.seed, parents.get(c.parent_weights), task=c.task, options=c.task_options)
+                for c in todo]
         for job, result in self.pool.evaluate(jobs):
             camp.save_result(by_id[job.key], result)
             results[job.key] = result
@@ -293,5 +294,7 @@ class Search:
         self.steps_used += sum(c.steps for c in batch)
         self._save()
         camp.keep_only(self.strategy.weight_keys())
-        self._emit("round_finished", round=self.rounds - 1, steps_used=self.steps_used, done=self.strategy.done,
+        self._emit("round_finished", round=self.rounds - 1, steps_used=self.steps_used,
+                   round_steps=sum(c.steps for c in todo), round_candidate_seconds=sum(
+                       (results[c.id].seconds or 0.0) for c in todo), done=self.strategy.done,
                    stop_reason=self.strategy.stop_reason, decision=self.strategy.last_decision())

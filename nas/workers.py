@@ -42,14 +42,21 @@ class Job:
     seed: int
     parent_state: dict | None = None  # temporal weights to start from
     wall_s: float = 0.0  # dispatch to result, set by the pool
+    task: str = "train"  # "train": runner.run; else a task of evaluators.supernet.TASKS
+    options: dict | None = None  # the task's options
 
 
 def failed(job: Job, reason: str) -> CandidateResult:
     return CandidateResult(str(job.arch), "failed", reason, None)
 
 
-def _run(runner, job_arch: Architecture, parent_state, steps: int, seed: int) -> CandidateResult:
+def _run(runner, job_arch: Architecture, parent_state, steps: int, seed: int, task: str = "train",
+         options: dict | None = None) -> CandidateResult:
     try:
+        if task != "train":  # e.g. a MobileVD supernet segment: a function of the prepared runner
+            from evaluators.supernet import TASKS
+
+            return TASKS[task](runner, job_arch, parent_state, steps, seed, options or {})
         return runner.run(job_arch, parent_state, steps, seed)
     except Exception as exc:  # a runner should not raise, but a bug must not end the campaign
         return CandidateResult(str(job_arch), "failed", one_line(exc, with_type=True), None)
@@ -97,7 +104,7 @@ class InlinePool(WorkerPool):
     def evaluate(self, jobs):
         for job in jobs:
             t0 = time.perf_counter()
-            result = _run(self.runner, job.arch, job.parent_state, job.steps, job.seed)
+            result = _run(self.runner, job.arch, job.parent_state, job.steps, job.seed, job.task, job.options)
             job.wall_s = time.perf_counter() - t0
             yield job, result
 
@@ -141,8 +148,8 @@ class _Actor:
         self.runner = make_runner()
         self.runner.prepare()
 
-    def run(self, arch, parent_state, steps, seed):
-        return _run(self.runner, arch, parent_state, steps, seed)
+    def run(self, arch, parent_state, steps, seed, task="train", options=None):
+        return _run(self.runner, arch, parent_state, steps, seed, task, options)
 
     def pid(self) -> int:
         return os.getpid()
@@ -266,7 +273,7 @@ class RayPool(WorkerPool):
                     if id(job.parent_state) not in parents:
                         parents[id(job.parent_state)] = ray.put(job.parent_state)
                     ref_state = parents[id(job.parent_state)]
-                ref = self.actors[slot].run.remote(job.arch, ref_state, job.steps, job.seed)
+                ref = self.actors[slot].run.remote(job.arch, ref_state, job.steps, job.seed, job.task, job.options)
                 running[ref] = (job, slot, time.monotonic())
             now = time.monotonic()
             next_deadline = min(t + self.timeout_s for _, _, t in running.values())

@@ -48,17 +48,22 @@ class Candidate:
     parent_weights: str | None = None
     action: str | None = None
     keep_weights: bool = False  # the strategy may start later candidates from its weights
+    # what the worker does: "train" (brief training + score), or a task of
+    # evaluators.supernet.TASKS (e.g. "supernet": a MobileVD supernet segment) with its options
+    task: str = "train"
+    task_options: dict | None = None
 
     def to_dict(self) -> dict:
         return {"id": self.id, "arch": str(self.arch), "steps": self.steps, "seed": self.seed, "role": self.role,
                 "parent": None if self.parent is None else str(self.parent),
-                "parent_weights": self.parent_weights, "action": self.action, "keep_weights": self.keep_weights}
+                "parent_weights": self.parent_weights, "action": self.action, "keep_weights": self.keep_weights,
+                "task": self.task, "task_options": self.task_options}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Candidate":
         return cls(d["id"], Architecture.parse(d["arch"]), d["steps"], d["seed"], d["role"],
                    None if d["parent"] is None else Architecture.parse(d["parent"]),
-                   d["parent_weights"], d["action"], d["keep_weights"])
+                   d["parent_weights"], d["action"], d["keep_weights"], d.get("task", "train"), d.get("task_options"))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""``optuna``: any Optuna sampler (NSGA-II, TPE, ...) over an encoding of the architecture,
+"""``optuna``: any Optuna sampler (NSGA-II, TPE, GP, ...) over an encoding of the architecture,
 with the budgets as constraints, at the same training budget as the other strategies.
 
 Encoding: the campaign's trial codec (``nas.trials``: one categorical per slot over its
@@ -22,14 +22,18 @@ from nas.strategies.base import Candidate, Outcome, SearchState, Strategy, regis
 from nas.trials import DIRECTIONS, decode, distributions
 
 SAMPLERS = {"nsga2": optuna.samplers.NSGAIISampler, "tpe": optuna.samplers.TPESampler,
-            "random": optuna.samplers.RandomSampler, "qmc": optuna.samplers.QMCSampler}
+            "random": optuna.samplers.RandomSampler, "qmc": optuna.samplers.QMCSampler,
+            "gp": optuna.samplers.GPSampler}
 # Defaults sized for campaigns of tens of candidates (Optuna's own are for hundreds).
-SAMPLER_DEFAULTS = {"nsga2": {"population_size": 8}, "tpe": {"n_startup_trials": 5, "multivariate": True}}
+# GPSampler (multi-objective LogEHVI; the budgets' constraints from each trial) is what Optuna
+# recommends for 10-100 trials: a few random trials to fit the first GP on.
+SAMPLER_DEFAULTS = {"nsga2": {"population_size": 8}, "tpe": {"n_startup_trials": 5, "multivariate": True},
+                    "gp": {"n_startup_trials": 5}}
 
 
 @dataclass(frozen=True)
 class OptunaOptions:
-    sampler: Literal["nsga2", "tpe", "random", "qmc"] = "nsga2"
+    sampler: Literal["nsga2", "tpe", "random", "qmc", "gp"] = "nsga2"
     sampler_options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the sampler
     batch: int = 2  # candidates per proposal
     # proposals outside the budgets (or pruned away) are told to the sampler as failures

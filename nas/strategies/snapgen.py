@@ -19,6 +19,7 @@ METHOD.md leaves open are the options below.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal, Mapping
 
@@ -43,6 +44,12 @@ class SnapgenOptions:
     # is broken, fitting additions otherwise); "all": every applicable action, as in A1
     evaluate: Literal["eligible", "all"] = "eligible"
     forbid_revisit: bool = True  # never return to an architecture that was current before
+    # successive halving over an evolution step's actions: every child (and the reference)
+    # trained K/4, the better ceil(n/halving_eta) by the branch's own criterion continued to
+    # K/2, then to K, where the usual rule decides among the survivors. Off by default.
+    halving: bool = False
+    halving_eta: int = 2
+    halving_rungs: tuple[float, ...] = (0.25, 0.5, 1.0)  # each rung's cumulative training, as a share of K
 
     def __post_init__(self):
         if self.train_steps < 0:
@@ -51,6 +58,11 @@ class SnapgenOptions:
             raise ValueError("latency_weight must lie in [0, 1]")
         if self.epsilon_latency_ms <= 0 or self.epsilon_memory_bytes <= 0:
             raise ValueError("epsilon_latency_ms and epsilon_memory_bytes must be positive")
+        if self.halving_eta < 2:
+            raise ValueError("halving_eta must be at least 2")
+        r = self.halving_rungs
+        if not r or r[-1] != 1.0 or any(not 0 <= a < b for a, b in zip((0.0,) + tuple(r[:-1]), r)):
+            raise ValueError("halving_rungs must rise strictly from above 0 to 1.0")
 
 
 def ratio(delta_quality: float, delta_cost: float, epsilon: float, kind: str) -> float | None:
@@ -84,6 +96,8 @@ class SnapgenSearch(Strategy):
         self.branch = ""  # add | latency | memory, fixed when an evolution step is proposed
         self.eligible: dict[str, bool] = {}
         self.decisions: list[dict] = []
+        self.rung = 0  # successive halving: the rung of the running evolution step
+        self.survivors: list[dict] = []  # {"id", "arch", "action", "eligible"} of the last rung, ref first
 
     # ask ------------------------------------------------------------------------------
     def propose(self, state: SearchState) -> list[Candidate]:
@@ -94,10 +108,18 @@ class SnapgenSearch(Strategy):
         if self.phase == "train":
             batch = [Candidate(f"r{self.round}.train", self.current, self.options.train_steps, seed + 1, "train",
                                self.current, self.current_weights, None, True)]
+        elif self.options.halving and self.rung > 0:
+            batch = self._rung_candidates(seed)
         else:
             batch = self._evolution_candidates(state, seed)
             if not batch:
                 return []
+            if self.options.halving:
+                k = self.rung_steps()[0]
+                rename = lambda cid: cid.replace(f"r{self.round}.", f"r{self.round}.h0.")
+                batch = [dataclasses.replace(c, id=rename(c.id), steps=k,
+                                             task_options={"total_steps": k, "run_seed": c.seed}) for c in batch]
+                self.eligible = {rename(cid): v for cid, v in self.eligible.items()}
         if state.steps_left is not None and sum(c.steps for c in batch) > state.steps_left:
             self._finish("training budget spent")
             return []
@@ -128,6 +150,78 @@ class SnapgenSearch(Strategy):
             return []
         return batch
 
+    def rung_steps(self) -> list[int]:
+        """Cumulative training of each rung (default K/4, K/2, K)."""
+        return sorted({max(1, int(self.steps * f)) for f in self.options.halving_rungs})
+
+    def _rung_candidates(self, seed: int) -> list[Candidate]:
+        total = self.rung_steps()
+        more = total[self.rung] - total[self.rung - 1]
+        out = []
+        for sv in self.survivors:  # continue each survivor from its last rung's weights, on new batches
+            cid = sv["id"].replace(f".h{self.rung - 1}.", f".h{self.rung}.")
+            role = "reference" if sv["action"] is None else "child"
+            out.append(Candidate(cid, Architecture.parse(sv["arch"]), more, seed + 7919 * self.rung, role,
+                                 self.current, sv["id"], sv["action"], True, "train",
+                                 {"total_steps": total[self.rung], "run_seed": seed}))
+            if role == "child":
+                self.eligible[cid] = sv["eligible"]
+        return out
+
+    def _halve(self, outcomes: list[Outcome]) -> dict[str, dict]:
+        """After a rung below the last: keep the reference and the better share of the children."""
+        ref = next(o for o in outcomes if o.candidate.role == "reference")
+        if not ref.ok:
+            self._finish(f"the reference run of {ref.candidate.arch} failed: {ref.reason}")
+            return {}
+        notes, scored = {}, []
+        for o in outcomes:
+            if o.candidate.role != "child" or not o.ok:
+                continue
+            kind = Action.parse(o.candidate.action).kind
+            dq = o.quality - ref.quality
+            dlat, dmem = o.latency_ms - ref.latency_ms, o.memory_bytes - ref.memory_bytes
+            note = {"delta_quality": dq, "delta_latency_ms": dlat, "delta_memory_bytes": dmem,
+                    "score_latency": ratio(dq, dlat, self.options.epsilon_latency_ms, kind),
+                    "score_memory": ratio(dq, dmem, self.options.epsilon_memory_bytes, kind),
+                    "rung": self.rung, "promoted": False}
+            notes[o.candidate.id] = note
+            if self.eligible.get(o.candidate.id):
+                scored.append((o, note))
+        ranked = self._rank(scored)
+        keep = ranked[:max(1, -(-len(ranked) // self.options.halving_eta))]
+        for o in keep:
+            notes[o.candidate.id]["promoted"] = True
+        self.survivors = [{"id": ref.candidate.id, "arch": str(ref.candidate.arch), "action": None, "eligible": False}]
+        self.survivors += [{"id": o.candidate.id, "arch": str(o.candidate.arch), "action": o.candidate.action,
+                            "eligible": True} for o in keep]
+        self.rung += 1
+        if not keep:  # nothing eligible survived: decide now (the rule finds no action)
+            self.rung = len(self.rung_steps()) - 1
+        return notes
+
+    def _rank(self, scored: list[tuple[Outcome, dict]]) -> list[Outcome]:
+        """The children best first by the branch's criterion (the order ``_choose`` picks from)."""
+        if not scored:
+            return []
+        if self.branch in ("latency", "memory"):
+            key = "score_latency" if self.branch == "latency" else "score_memory"
+            return [o for o, _ in sorted(scored, key=lambda s: s[1][key])]
+        w, combine = self.options.latency_weight, self.options.combine
+        lat = [n["score_latency"] for _, n in scored]
+        mem = [n["score_memory"] for _, n in scored]
+        if combine == "latency":
+            values = lat
+        elif combine == "memory":
+            values = mem
+        elif combine == "rank":
+            values = [w * a + (1 - w) * b for a, b in zip(_ranks(lat), _ranks(mem))]
+        else:
+            lmax, mmax = max(map(abs, lat)) or 1.0, max(map(abs, mem)) or 1.0
+            values = [w * a / lmax + (1 - w) * b / mmax for a, b in zip(lat, mem)]
+        order = sorted(range(len(scored)), key=lambda i: (values[i], scored[i][1]["delta_quality"]), reverse=True)
+        return [scored[i][0] for i in order]
+
     # tell -----------------------------------------------------------------------------
     def update(self, outcomes: list[Outcome]) -> dict[str, dict]:
         if self.phase == "train":
@@ -137,6 +231,9 @@ class SnapgenSearch(Strategy):
                 return {}
             self.current_weights, self.phase = o.candidate.id, "evolve"
             return {}
+        if self.options.halving and self.rung < len(self.rung_steps()) - 1:
+            return self._halve(outcomes)
+        self.rung, self.survivors = 0, []
         ref = next(o for o in outcomes if o.candidate.role == "reference")
         if not ref.ok:
             self._finish(f"the reference run of {ref.candidate.arch} failed: {ref.reason}")
@@ -207,13 +304,14 @@ class SnapgenSearch(Strategy):
         return self.decisions[-1] if self.decisions else None
 
     def weight_keys(self) -> set[str]:
-        return {self.current_weights} if self.current_weights else set()
+        keys = {sv["id"] for sv in self.survivors}  # a halving evolution step's runs to continue
+        return keys | ({self.current_weights} if self.current_weights else set())
 
     def state_dict(self) -> dict:
         return {"current": str(self.current), "current_weights": self.current_weights, "round": self.round,
                 "phase": self.phase, "visited": list(self.visited), "branch": self.branch,
                 "eligible": dict(self.eligible), "decisions": list(self.decisions), "done": self.done,
-                "stop_reason": self.stop_reason}
+                "stop_reason": self.stop_reason, "rung": self.rung, "survivors": list(self.survivors)}
 
     def load_state_dict(self, state: Mapping) -> None:
         self.current = Architecture.parse(state["current"])
@@ -221,3 +319,4 @@ class SnapgenSearch(Strategy):
         self.visited, self.branch = list(state["visited"]), state["branch"]
         self.eligible, self.decisions = dict(state["eligible"]), list(state["decisions"])
         self.done, self.stop_reason = state["done"], state["stop_reason"]
+        self.rung, self.survivors = state.get("rung", 0), list(state.get("survivors", []))

@@ -59,6 +59,18 @@ def synthetic_quality(arch, seed: int) -> float:
     return q + random.Random(seed).gauss(0.0, 0.005)
 
 
+def synthetic_importances(options: dict, seed: int) -> dict:
+    rng = random.Random(seed)
+    out = {}
+    for key in options["blocks"]:
+        head = key.rsplit(".", 1)[0]
+        slot, op = head.split("_", 1)
+        gain = (zlib.crc32(f"{slot}/{op}".encode()) % 1000) / 1000.0
+        out[f"importance/{key}"] = min(1.0, max(0.0, 0.5 + 0.1 * (options["segment"] + 1) * (gain - 0.5)
+                                                + rng.gauss(0.0, 0.01)))
+    return out
+
+
 class World:
     """Budgets that the full architecture breaks but most small ones meet."""
 
@@ -75,7 +87,10 @@ class World:
         for c in candidates:
             self.proposed.append(c)
             cost = analytic_cost(self.space, c.arch)
-            out.append(outcome(c, synthetic_quality(c.arch, c.seed), cost))
+            o = outcome(c, synthetic_quality(c.arch, c.seed), cost)
+            if c.task == "supernet":  # a MobileVD segment: importances drift towards each block's gain
+                o.result.breakdown.update(synthetic_importances(c.task_options, c.seed))
+            out.append(o)
         return out
 
     def drive(self, strategy, max_rounds=30, max_train_steps=3000) -> list[Outcome]:
