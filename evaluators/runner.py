@@ -73,7 +73,7 @@ class CandidateRunner:
         _, tokens, dim = space.text_shape
         if cfg.dir is None and not (path / "meta.json").is_file():
             synthesise(path, cfg.videos, cfg.val_videos, frames, height, width, tokens, dim, cfg.seed,
-                       cfg.text_encoder)
+                       cfg.text_encoder, cfg.speed_scale)
         data = LatentDataset(path)
         data.check_shapes(frames, channels, height, width, tokens, dim)
         return data
