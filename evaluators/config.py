@@ -67,6 +67,7 @@ class TrainConfig:
     logit_mean: float = -1.0
     logit_std: float = 1.0
     max_grad_norm: float | None = 1.0
+    noise_correlation: float = 0.0  # ρ of the frame-shared noise prior (evaluators.flow.video_noise)
     device: str = "cpu"
     threads: int | None = None  # torch threads during run(); None leaves the caller's
     pretrain: PretrainConfig = PretrainConfig()
@@ -77,6 +78,8 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.logit_std <= 0:
             raise ValueError(f"logit_std must be positive, got {self.logit_std}")
+        if not 0.0 <= self.noise_correlation < 1.0:
+            raise ValueError(f"noise_correlation must be in [0, 1), got {self.noise_correlation}")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ValueError(f"max_grad_norm must be positive, got {self.max_grad_norm}")
 
@@ -146,6 +149,9 @@ class EvaluatorConfig:
     vbench: VBenchConfig = VBenchConfig()
     discrimination: DiscriminationConfig = DiscriminationConfig()
     components: dict[str, float] = field(default_factory=dict)
+    # The noise prior scoring and sampling use; CandidateRunner sets it to train.noise_correlation,
+    # the prior the model was trained with.
+    noise_correlation: float = 0.0
 
     def __post_init__(self):
         from evaluators.scores import EVALUATORS

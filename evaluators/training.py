@@ -14,7 +14,7 @@ import torch
 
 from evaluators.config import TrainConfig
 from evaluators.data import LatentDataset
-from evaluators.flow import flow_loss, logit_normal_t
+from evaluators.flow import flow_loss, logit_normal_t, video_noise
 
 
 class TrainingFailed(RuntimeError):
@@ -63,7 +63,7 @@ def train_temporal(model, data: LatentDataset, steps: int, config: TrainConfig, 
         batch = next(stream)
         x0, text = batch.latents.to(device), batch.text.to(device)
         t = logit_normal_t(len(x0), config.logit_mean, config.logit_std, gen, device)
-        noise = torch.randn(x0.shape, generator=gen).to(device)
+        noise = video_noise(x0.shape, gen, config.noise_correlation).to(device)
         loss = flow_loss(model, x0, text, t, noise)
         value = loss.item()
         if not math.isfinite(value):

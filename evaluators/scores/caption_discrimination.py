@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 
 from evaluators.data import DataError
-from evaluators.flow import interpolate, velocity_target, TIMESTEP_SCALE
+from evaluators.flow import TIMESTEP_SCALE, interpolate, velocity_target, video_noise
 from evaluators.scores.base import Evaluator, Score, register_evaluator
 from evaluators.synth import COLOURS, MOTIONS, OBJECTS, SPEEDS, caption_of
 from evaluators.text import ENCODERS, text_encoder
@@ -110,7 +110,7 @@ class CaptionDiscriminationEvaluator(Evaluator):
         self.clip_of = torch.tensor(clip_of)
         self.text = text_encoder(encoder, *data.text_shape)(captions)
         gen = torch.Generator().manual_seed(config.noise_seed)
-        self.noise = torch.randn((len(self.t_values), *self.x0.shape), generator=gen)
+        self.noise = video_noise((len(self.t_values), *self.x0.shape), gen, config.noise_correlation)
         self.baseline = ((self.noise - self.x0) ** 2).flatten(2).mean(-1).mean(0)  # L₀ per clip, mean over t
         self._backbone_cache: dict[int, torch.Tensor] = {}
 

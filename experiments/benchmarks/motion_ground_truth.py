@@ -9,7 +9,8 @@ left/right/up/down/none). ``--discrimination`` also scores the no-sampling
 ``caption_discrimination`` evaluator at every checkpoint, to see whether it tracks the
 sampled motion accuracy. Every knob that item 1 asks about is a flag mapped onto the
 experiment's typed config sections (``data.speed_scale``, ``space.op_options.frame_embedding``,
-``train.logit_mean``, ``train.lr``, ``train.pretrain``, ``evaluator.guidance_scale``).
+``train.logit_mean``, ``train.lr``, ``train.noise_correlation``, ``train.pretrain``,
+``evaluator.guidance_scale``).
 
     PYTHONPATH=. .venv/bin/python experiments/benchmarks/motion_ground_truth.py \\
         --tag fe_m0 --frames 8 --size 8 --speed-scale 1.1 --frame-embedding --logit-mean 0 \\
@@ -37,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from _machine import machine, write  # noqa: E402
 
 from evaluators import CandidateRunner  # noqa: E402
-from evaluators.flow import flow_loss, logit_normal_t  # noqa: E402
+from evaluators.flow import flow_loss, logit_normal_t, video_noise  # noqa: E402
 from evaluators.scores import create_evaluator  # noqa: E402
 from nas.config import Experiment  # noqa: E402
 
@@ -52,12 +53,14 @@ def configs(args):
                                text_encoder=args.text_encoder)
     pre = dataclasses.replace(exp.train.pretrain, steps=args.pretrain_steps, batch=32, lr=2e-3)
     train = dataclasses.replace(exp.train, batch=args.batch, lr=args.lr, logit_mean=args.logit_mean,
-                                logit_std=args.logit_std, threads=1, pretrain=pre)
-    suite = dataclasses.replace(exp.evaluator, name="prompt_suite", prompts=args.prompts,
+                                logit_std=args.logit_std, threads=1, pretrain=pre,
+                                noise_correlation=args.noise_correlation)
+    ev = dataclasses.replace(exp.evaluator, noise_correlation=args.noise_correlation)
+    suite = dataclasses.replace(ev, name="prompt_suite", prompts=args.prompts,
                                 sample_steps=args.sample_steps, guidance_scale=args.guidance)
-    disc = dataclasses.replace(exp.evaluator, name="caption_discrimination", val_clips=args.disc_clips,
+    disc = dataclasses.replace(ev, name="caption_discrimination", val_clips=args.disc_clips,
                                t_values=tuple(args.disc_t)) if args.discrimination else None
-    flow = dataclasses.replace(exp.evaluator, name="flow_loss", val_clips=64)
+    flow = dataclasses.replace(ev, name="flow_loss", val_clips=64)
     return space, data, train, suite, disc, flow
 
 
@@ -84,6 +87,7 @@ def main() -> None:
     ap.add_argument("--text-encoder", default="builtin")
     ap.add_argument("--logit-mean", type=float, default=-1.0)
     ap.add_argument("--logit-std", type=float, default=1.0)
+    ap.add_argument("--noise-correlation", type=float, default=0.0)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--videos", type=int, default=2304)
@@ -94,6 +98,8 @@ def main() -> None:
     ap.add_argument("--discrimination", action="store_true")
     ap.add_argument("--disc-clips", type=int, default=64)
     ap.add_argument("--disc-t", type=float, nargs="+", default=[0.5, 0.7, 0.9])
+    ap.add_argument("--init-from", help="start from the temporal weights another tag saved (with --steps 0: "
+                    "re-score them, e.g. with another --guidance or --sample-steps)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", default=str(ROOT / ".cache" / "hwnas" / "motion"))
     args = ap.parse_args()
@@ -120,16 +126,22 @@ def main() -> None:
     for arch_text in args.archs:
         arch = runner.space.parse(arch_text)
         name = str(arch) or "empty"
-        model = runner.build(arch, None, args.seed)
+        def saved(tag):
+            return workdir / f"temporal-{tag}-{name.replace(':', '_').replace(',', '+')}.pt"
+
+        parent = torch.load(saved(args.init_from), weights_only=True) if args.init_from and str(arch) else None
+        model = runner.build(arch, parent, args.seed)
         params = [p for p in model.temporal.parameters() if p.requires_grad]
         run = result["runs"][name] = {"arch": name, "params": sum(p.numel() for p in params), "checkpoints": []}
         gen = torch.Generator().manual_seed(args.seed)
         opt = torch.optim.AdamW(params, lr=train.lr) if params else None
         stream = runner.dataset.batches("train", train.batch, gen)
         steps = args.steps if params else 0
+        run["init_from"] = args.init_from
         start, losses = time.perf_counter(), []
         for step in range(steps + 1):
-            if step % args.eval_every == 0 or step == steps:
+            at_start_like_empty = step == 0 and steps and "empty" in result["runs"]  # identity layers
+            if (step % args.eval_every == 0 or step == steps) and not at_start_like_empty:
                 model.eval()
                 with torch.no_grad():
                     scores = evaluate(model, evaluators)
@@ -151,7 +163,7 @@ def main() -> None:
             model.temporal.train()
             batch = next(stream)
             t = logit_normal_t(len(batch.latents), train.logit_mean, train.logit_std, gen)
-            noise = torch.randn(batch.latents.shape, generator=gen)
+            noise = video_noise(batch.latents.shape, gen, train.noise_correlation)
             loss = flow_loss(model, batch.latents, batch.text, t, noise)
             if not math.isfinite(loss.item()):
                 run["failed"] = f"loss {loss.item()} at step {step}"
@@ -161,6 +173,9 @@ def main() -> None:
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             losses.append(loss.item())
+        if params and steps:  # the trained temporal weights, to re-score with other samplers (--init-from)
+            from evaluators.training import temporal_state
+            torch.save(temporal_state(model), saved(args.tag))
         run["seconds"] = time.perf_counter() - start
         run["seconds_per_step"] = run["seconds"] / max(steps, 1)
         save()

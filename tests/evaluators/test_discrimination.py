@@ -126,3 +126,16 @@ def test_speed_scale_sets_the_pixels_per_frame_and_refuses_paths_that_leave_the_
         assert centroid_x(clip).diff().mean().item() == pytest.approx(1.2 * scale * 8 / 16, abs=0.05)
     with pytest.raises(ValueError, match="speed_scale 3"):
         synthesise(tmp_path / "d", videos=8, val_videos=2, frames=8, height=8, width=8, speed_scale=3.0)
+
+
+def test_frame_correlated_noise_has_unit_variance_and_the_asked_correlation():
+    from evaluators.flow import video_noise
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert torch.equal(video_noise((2, 4, 3, 8, 8), gen()), torch.randn((2, 4, 3, 8, 8), generator=gen()))
+    noise = video_noise((4000, 2, 1, 2, 2), gen(), 0.75)
+    assert noise.var().item() == pytest.approx(1.0, abs=0.03)
+    a, b = noise[:, 0].flatten(), noise[:, 1].flatten()
+    assert torch.corrcoef(torch.stack([a, b]))[0, 1].item() == pytest.approx(0.75, abs=0.03)
+    with pytest.raises(ValueError, match="noise_correlation"):
+        from evaluators.config import TrainConfig
+        TrainConfig(noise_correlation=1.0)
