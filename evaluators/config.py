@@ -68,6 +68,7 @@ class TrainConfig:
     logit_std: float = 1.0
     max_grad_norm: float | None = 1.0
     noise_correlation: float = 0.0  # ρ of the frame-shared noise prior (evaluators.flow.video_noise)
+    lr_scale: dict[str, float] = field(default_factory=dict)  # op name -> multiplier of lr (e.g. cross_attn1d: 10)
     device: str = "cpu"
     threads: int | None = None  # torch threads during run(); None leaves the caller's
     pretrain: PretrainConfig = PretrainConfig()
@@ -78,6 +79,9 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.logit_std <= 0:
             raise ValueError(f"logit_std must be positive, got {self.logit_std}")
+        for op, scale in self.lr_scale.items():
+            if not scale > 0:
+                raise ValueError(f"lr_scale.{op}: must be positive, got {scale!r}")
         if not 0.0 <= self.noise_correlation < 1.0:
             raise ValueError(f"noise_correlation must be in [0, 1), got {self.noise_correlation}")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:

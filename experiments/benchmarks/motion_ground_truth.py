@@ -40,6 +40,7 @@ from _machine import machine, write  # noqa: E402
 from evaluators import CandidateRunner  # noqa: E402
 from evaluators.flow import flow_loss, logit_normal_t, video_noise  # noqa: E402
 from evaluators.scores import create_evaluator  # noqa: E402
+from evaluators.training import param_groups, temporal_state  # noqa: E402
 from nas.config import Experiment  # noqa: E402
 
 
@@ -54,7 +55,9 @@ def configs(args):
     pre = dataclasses.replace(exp.train.pretrain, steps=args.pretrain_steps, batch=32, lr=2e-3)
     train = dataclasses.replace(exp.train, batch=args.batch, lr=args.lr, logit_mean=args.logit_mean,
                                 logit_std=args.logit_std, threads=1, pretrain=pre,
-                                noise_correlation=args.noise_correlation)
+                                noise_correlation=args.noise_correlation,
+                                lr_scale={op: args.attn_lr_scale for op in ("cross_attn1d", "self_attn1d")
+                                          if args.attn_lr_scale != 1.0})
     ev = dataclasses.replace(exp.evaluator, noise_correlation=args.noise_correlation)
     suite = dataclasses.replace(ev, name="prompt_suite", prompts=args.prompts,
                                 sample_steps=args.sample_steps, guidance_scale=args.guidance)
@@ -89,6 +92,7 @@ def main() -> None:
     ap.add_argument("--logit-std", type=float, default=1.0)
     ap.add_argument("--noise-correlation", type=float, default=0.0)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--attn-lr-scale", type=float, default=1.0, help="train.lr_scale of the attention ops")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--videos", type=int, default=2304)
     ap.add_argument("--prompts", type=int, default=256)
@@ -134,7 +138,7 @@ def main() -> None:
         params = [p for p in model.temporal.parameters() if p.requires_grad]
         run = result["runs"][name] = {"arch": name, "params": sum(p.numel() for p in params), "checkpoints": []}
         gen = torch.Generator().manual_seed(args.seed)
-        opt = torch.optim.AdamW(params, lr=train.lr) if params else None
+        opt = torch.optim.AdamW(param_groups(model, train), lr=train.lr) if params else None
         stream = runner.dataset.batches("train", train.batch, gen)
         steps = args.steps if params else 0
         run["init_from"] = args.init_from
@@ -174,7 +178,6 @@ def main() -> None:
             opt.step()
             losses.append(loss.item())
         if params and steps:  # the trained temporal weights, to re-score with other samplers (--init-from)
-            from evaluators.training import temporal_state
             torch.save(temporal_state(model), saved(args.tag))
         run["seconds"] = time.perf_counter() - start
         run["seconds_per_step"] = run["seconds"] / max(steps, 1)

@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--disc-quality", choices=["accuracy", "margin"], default="margin")
     ap.add_argument("--lr", type=float)
     ap.add_argument("--frame-embedding", action="store_true")
+    ap.add_argument("--attn-lr-scale", type=float, default=1.0, help="train.lr_scale of the attention ops")
     ap.add_argument("--tag", help="results file suffix")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, help="K (default: train.steps)")
@@ -68,7 +69,9 @@ def main() -> None:
         evaluator = dataclasses.replace(evaluator, t_values=tuple(args.t_values))
     evaluator = dataclasses.replace(evaluator, discrimination=dataclasses.replace(
         evaluator.discrimination, quality=args.disc_quality))
-    train = dataclasses.replace(exp.train, device=args.device, lr=args.lr or exp.train.lr)
+    train = dataclasses.replace(exp.train, device=args.device, lr=args.lr or exp.train.lr,
+                                lr_scale={op: args.attn_lr_scale for op in ("cross_attn1d", "self_attn1d")
+                                          if args.attn_lr_scale != 1.0})
     space = dataclasses.replace(exp.space, op_options=dataclasses.replace(
         exp.space.op_options, frame_embedding=args.frame_embedding))
     k = args.steps or exp.train.steps

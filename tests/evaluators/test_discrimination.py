@@ -139,3 +139,17 @@ def test_frame_correlated_noise_has_unit_variance_and_the_asked_correlation():
     with pytest.raises(ValueError, match="noise_correlation"):
         from evaluators.config import TrainConfig
         TrainConfig(noise_correlation=1.0)
+
+
+def test_lr_scale_gives_each_operator_type_its_own_learning_rate():
+    from evaluators.config import TrainConfig
+    from evaluators.training import param_groups
+
+    class Model:
+        temporal = torch.nn.ModuleDict({"mid_conv1d": torch.nn.Linear(2, 2), "up1_cross_attn1d": torch.nn.Linear(2, 2),
+                                        "down0_cross_attn1d": torch.nn.Linear(2, 2)})
+    groups = param_groups(Model(), TrainConfig(lr=1e-3, lr_scale={"cross_attn1d": 10.0}))
+    lrs = {len(g["params"]): g["lr"] for g in groups}
+    assert lrs == {2: pytest.approx(1e-3), 4: pytest.approx(1e-2)}
+    with pytest.raises(ValueError, match="lr_scale.conv1d"):
+        TrainConfig(lr_scale={"conv1d": 0.0})
