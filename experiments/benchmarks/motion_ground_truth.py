@@ -49,14 +49,16 @@ def configs(args):
     space = exp.space
     space = dataclasses.replace(
         space, video=dataclasses.replace(space.video, frames=args.frames, height=args.size, width=args.size),
-        op_options=dataclasses.replace(space.op_options, frame_embedding=args.frame_embedding))
+        op_options=dataclasses.replace(space.op_options, frame_embedding=args.frame_embedding),
+        ops=tuple(args.ops) if args.ops else space.ops)
     data = dataclasses.replace(exp.data, videos=args.videos, val_videos=args.prompts, speed_scale=args.speed_scale,
                                text_encoder=args.text_encoder)
     pre = dataclasses.replace(exp.train.pretrain, steps=args.pretrain_steps, batch=32, lr=2e-3)
     train = dataclasses.replace(exp.train, batch=args.batch, lr=args.lr, logit_mean=args.logit_mean,
                                 logit_std=args.logit_std, threads=1, pretrain=pre,
                                 noise_correlation=args.noise_correlation,
-                                lr_scale={op: args.attn_lr_scale for op in ("cross_attn1d", "self_attn1d")
+                                lr_scale={op: args.attn_lr_scale for op in ("cross_attn1d", "self_attn1d",
+                                                                            "cross_attn3d", "self_attn3d")
                                           if args.attn_lr_scale != 1.0})
     ev = dataclasses.replace(exp.evaluator, noise_correlation=args.noise_correlation)
     suite = dataclasses.replace(ev, name="prompt_suite", prompts=args.prompts,
@@ -83,6 +85,7 @@ def main() -> None:
     ap.add_argument("--archs", nargs="+", default=["", "down0:conv1d:1,mid:conv1d:1,up1:conv1d:1"])
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--ops", nargs="+", help="space.ops (default: the config's)")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--size", type=int, default=8)
     ap.add_argument("--speed-scale", type=float, default=1.1)
