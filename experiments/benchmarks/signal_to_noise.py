@@ -11,8 +11,9 @@ search computes it). Signal: |mean ΔQuality| of each action. Reports the ratios
         [--parent ARCH --parent-steps N] [--evaluator E] [--val-clips N] [--t-values ...]
         [--lr LR] [--frame-embedding] [--tag TAG]
 
-The parent (default: one layer of every family, so that every family has an add and a
-remove action) is trained ``--parent-steps`` from the backbone alone, like a current model
+The parent (default mid:conv1d:1, as in results/signal_to_noise.md; one layer of every
+family gives every family a remove action, but then every add is a second layer at an
+occupied slot) is trained ``--parent-steps`` from the backbone alone, like a current model
 a few rounds into a search. Reports the ratio per action and per family (conv,
 self-attention, cross-attention): the family's worst action.
 
@@ -42,7 +43,7 @@ from nas.config import Experiment  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default=str(ROOT / "experiments" / "tiny.yaml"))
-    ap.add_argument("--parent", default="down0:conv1d:1,mid:self_attn1d:1,up1:cross_attn1d:1")
+    ap.add_argument("--parent", default="mid:conv1d:1")  # reproduces signal_to_noise.md
     ap.add_argument("--parent-steps", type=int, help="the parent's training (default: K)")
     ap.add_argument("--val-clips", type=int)
     ap.add_argument("--t-values", type=float, nargs="+")
