@@ -7,7 +7,7 @@ one CPU thread, and its quality separates add/remove actions from seed noise
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 
@@ -31,9 +31,12 @@ class DataConfig:
     val_videos: int = 64
     seed: int = 0
     text_encoder: Literal["builtin", "minilm"] = "builtin"
+    speed_scale: float = 1.0  # × both speeds of the built-in set (0.6 and 1.2 px/frame at 16×16)
 
     def __post_init__(self):
         _at_least(self, ("videos", "val_videos"), 1)
+        if self.speed_scale <= 0:
+            raise ValueError(f"speed_scale must be positive, got {self.speed_scale}")
         if self.val_videos >= self.videos:
             raise ValueError(f"val_videos {self.val_videos} must be below videos {self.videos}")
 
@@ -67,6 +70,8 @@ class TrainConfig:
     logit_mean: float = -1.0
     logit_std: float = 1.0
     max_grad_norm: float | None = 1.0
+    noise_correlation: float = 0.0  # ρ of the frame-shared noise prior (evaluators.flow.video_noise)
+    lr_scale: dict[str, float] = field(default_factory=dict)  # op name -> multiplier of lr (e.g. cross_attn1d: 10)
     device: str = "cpu"
     threads: int | None = None  # torch threads during run(); None leaves the caller's
     pretrain: PretrainConfig = PretrainConfig()
@@ -77,6 +82,11 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.logit_std <= 0:
             raise ValueError(f"logit_std must be positive, got {self.logit_std}")
+        for op, scale in self.lr_scale.items():
+            if not scale > 0:
+                raise ValueError(f"lr_scale.{op}: must be positive, got {scale!r}")
+        if not 0.0 <= self.noise_correlation < 1.0:
+            raise ValueError(f"noise_correlation must be in [0, 1), got {self.noise_correlation}")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ValueError(f"max_grad_norm must be positive, got {self.max_grad_norm}")
 
@@ -98,12 +108,43 @@ class VBenchConfig:
         _at_least(self, ("videos_per_prompt", "max_prompts", "fps"), 1)
 
 
+ATTRIBUTES = ("motion", "speed", "colour", "object")
+
+
+@dataclass(frozen=True)
+class DiscriminationConfig:
+    """The ``caption_discrimination`` evaluator ("diffusion classifier", Li et al. 2023): each
+    held-out clip's flow loss under its true caption vs captions that change one of
+    ``attributes``, same noise and t. ``t_values`` / ``clips`` unset: the evaluator section's
+    ``t_values`` / ``val_clips``. ``subtract_backbone``: compare losses minus the frozen
+    backbone's own loss for the same (clip, caption, t), so what is scored is what the
+    temporal layers add. ``quality``: ``accuracy`` (mean over attributes of the fraction of
+    clips whose true caption has the lowest loss) or ``margin`` (mean over attributes and
+    clips of the loss of the alternatives minus the true caption's, relative to L₀ — smooth)."""
+
+    attributes: tuple[str, ...] = ATTRIBUTES
+    t_values: tuple[float, ...] | None = None
+    clips: int | None = None
+    subtract_backbone: bool = True
+    quality: Literal["accuracy", "margin"] = "accuracy"
+
+    def __post_init__(self):
+        if not self.attributes or any(a not in ATTRIBUTES for a in self.attributes):
+            raise ValueError(f"attributes must be a non-empty subset of {', '.join(ATTRIBUTES)}, got {self.attributes!r}")
+        if self.t_values is not None and (not self.t_values or any(not 0.0 < t <= 1.0 for t in self.t_values)):
+            raise ValueError(f"t_values must be non-empty and in (0, 1], got {self.t_values!r}")
+        _at_least(self, ("clips",), 1)
+
+
 @dataclass(frozen=True)
 class EvaluatorConfig:
     """How a trained candidate is scored. ``flow_loss``: validation flow-matching loss on
     ``val_clips`` fixed clips at the fixed ``t_values`` with fixed noise (``noise_seed``).
     ``prompt_suite``: ``prompts`` held-out captions sampled with ``sample_steps`` Euler
-    steps (``guidance_scale`` > 1 turns on classifier-free guidance)."""
+    steps (``guidance_scale`` > 1 turns on classifier-free guidance). ``caption_discrimination``:
+    see :class:`DiscriminationConfig`. ``weighted``: ``Σ wᵢ·qualityᵢ / Σ wᵢ`` over the evaluators
+    named in ``components`` (name → weight), each built from this same section, every
+    component's breakdown kept under ``name/``."""
 
     name: str = "flow_loss"
     t_values: tuple[float, ...] = (0.3, 0.5, 0.7)
@@ -113,12 +154,26 @@ class EvaluatorConfig:
     sample_steps: int = 8
     guidance_scale: float = 1.0
     vbench: VBenchConfig = VBenchConfig()
+    discrimination: DiscriminationConfig = DiscriminationConfig()
+    components: dict[str, float] = field(default_factory=dict)
+    # The noise prior scoring and sampling use; CandidateRunner sets it to train.noise_correlation,
+    # the prior the model was trained with.
+    noise_correlation: float = 0.0
 
     def __post_init__(self):
         from evaluators.scores import EVALUATORS
 
         if self.name not in EVALUATORS:
             raise ValueError(f"name: unknown evaluator {self.name!r}; allowed: {', '.join(EVALUATORS.names())}")
+        for comp, weight in self.components.items():
+            if comp not in EVALUATORS or comp == "weighted":
+                allowed = ", ".join(n for n in EVALUATORS.names() if n != "weighted")
+                raise ValueError(f"components: unknown evaluator {comp!r}; allowed: {allowed}")
+            if not weight > 0:
+                raise ValueError(f"components.{comp}: weight must be positive, got {weight!r}")
+        if self.name == "weighted" and not self.components:
+            raise ValueError("components: evaluator weighted needs at least one component, "
+                             "e.g. {flow_loss: 0.5, caption_discrimination: 0.5}")
         if not self.t_values or any(not 0.0 < t <= 1.0 for t in self.t_values):
             raise ValueError(f"t_values must be non-empty and in (0, 1], got {self.t_values!r}")
         _at_least(self, ("val_clips", "prompts", "sample_steps"), 1)

@@ -19,6 +19,19 @@ def logit_normal_t(n: int, m: float, s: float, generator: torch.Generator | None
     return torch.sigmoid(m + s * z).to(device)
 
 
+def video_noise(shape, generator: torch.Generator | None = None, correlation: float = 0.0) -> torch.Tensor:
+    """Gaussian noise for videos of ``shape`` (..., T, C, H, W), unit variance per element.
+    ``correlation`` ρ > 0 mixes in a part shared by every frame of a clip (PYoCo's "mixed"
+    noise prior, Ge et al. 2023): ε_k = √ρ·ε_shared + √(1−ρ)·ε_k, so a per-frame image model
+    already puts the object in the same place in every frame and the temporal layers only
+    have to move it. ρ = 0 draws exactly what ``torch.randn(shape)`` draws."""
+    noise = torch.randn(shape, generator=generator)
+    if correlation > 0:
+        shared = torch.randn((*shape[:-4], 1, *shape[-3:]), generator=generator)
+        noise = correlation ** 0.5 * shared + (1 - correlation) ** 0.5 * noise
+    return noise
+
+
 def interpolate(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """x_t = (1 − t)·x0 + t·ε, with t of shape (B,) broadcast over the other dims."""
     t = t.reshape(-1, *([1] * (x0.ndim - 1)))

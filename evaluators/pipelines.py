@@ -65,8 +65,8 @@ def save_pipeline(out: str | Path, unet: dict | None = None, vae: dict | None = 
     is a diffusers UNet2DConditionModel config (or ``unet_preset``, a bundled preset name)."""
     import logging
 
-    from diffusers import AutoencoderKL, UNet2DConditionModel
     import transformers
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     transformers.logging.disable_progress_bar()

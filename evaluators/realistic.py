@@ -58,7 +58,6 @@ def _load(source: str, name: str):
         img = load_sample_image(name)
     else:
         import matplotlib.cbook
-
         from PIL import Image
 
         with matplotlib.cbook.get_sample_data(name) as f:
@@ -263,10 +262,10 @@ def small_vae(cache_dir: str | Path | None = None, progress=None) -> Path:
             return folder
     if cache_dir is None:
         raise HwnasError("the realistic set's VAE is not shipped for these settings; give a cache folder")
-    from core.io import atomic_write  # noqa: F401 - the folder appears by rename below
-
     import os
     import tempfile
+
+    from core.io import atomic_write  # noqa: F401 - the folder appears by rename below
 
     target = Path(cache_dir) / f"realistic_vae-{key}"
     Path(cache_dir).mkdir(parents=True, exist_ok=True)

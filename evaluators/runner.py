@@ -10,6 +10,7 @@ one-line reason.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +77,7 @@ class CandidateRunner:
                                      cfg.text_encoder, cache_dir=self.workdir / "cache")
             else:
                 synthesise(path, cfg.videos, cfg.val_videos, frames, height, width, tokens, dim, cfg.seed,
-                           cfg.text_encoder)
+                           cfg.text_encoder, cfg.speed_scale)
         data = LatentDataset(path)
         data.check_shapes(frames, channels, height, width, tokens, dim)
         return data
@@ -114,6 +115,9 @@ class CandidateRunner:
             self.space = SearchSpace(self.space_config)
             self.dataset = self._dataset(self.space)
             self.info["data"] = str(self.data_dir)
+            # scored under the noise prior the model is trained with
+            self.evaluator_config = dataclasses.replace(self.evaluator_config,
+                                                        noise_correlation=self.train_config.noise_correlation)
             evaluator = create_evaluator(self.evaluator_config, self.dataset, self.device)  # fails fast (weights)
             self.unet = self._backbone(self.space, self.dataset, progress)
         self.evaluator = evaluator

@@ -53,11 +53,16 @@ def shape_mask(obj: str, cx: float, cy: float, radius: float, height: int, width
     return inside.float().reshape(height, s, width, s).mean(dim=(1, 3))
 
 
+def step_of(speed: str, size: int, speed_scale: float = 1.0) -> float:
+    """Pixels per frame of ``speed`` on a ``size``-pixel frame (``speed_scale`` × the 16×16 figures)."""
+    return SPEEDS[speed] * speed_scale * size / 16
+
+
 def render(obj: str, colour: str, motion: str, speed: str, frames: int, height: int, width: int,
-           start: tuple[float, float]) -> torch.Tensor:
+           start: tuple[float, float], speed_scale: float = 1.0) -> torch.Tensor:
     """RGB clip (T, 3, H, W) in [0, 1]; ``start`` is the centre in frame 0, in pixels."""
     size = min(height, width)
-    radius, step = RADIUS * size, SPEEDS[speed] * size / 16
+    radius, step = RADIUS * size, step_of(speed, size, speed_scale)
     vx, vy = MOTIONS[motion]
     rgb = torch.tensor(COLOURS[colour])[:, None, None]
     clip = torch.empty(frames, 3, height, width)
@@ -67,7 +72,8 @@ def render(obj: str, colour: str, motion: str, speed: str, frames: int, height: 
     return clip
 
 
-def sample_specs(count: int, frames: int, height: int, width: int, generator: torch.Generator):
+def sample_specs(count: int, frames: int, height: int, width: int, generator: torch.Generator,
+                 speed_scale: float = 1.0):
     """Random (object, colour, motion, speed, start) so the shape stays inside every frame."""
     specs = []
     size = min(height, width)
@@ -75,7 +81,7 @@ def sample_specs(count: int, frames: int, height: int, width: int, generator: to
     for _ in range(count):
         pick = lambda seq: seq[int(torch.randint(len(seq), (1,), generator=generator))]  # noqa: E731
         obj, colour, motion, speed = pick(OBJECTS), pick(list(COLOURS)), pick(list(MOTIONS)), pick(list(SPEEDS))
-        travel = SPEEDS[speed] * size / 16 * (frames - 1)
+        travel = step_of(speed, size, speed_scale) * (frames - 1)
         vx, vy = MOTIONS[motion]
         lo_x = radius + max(0.0, -vx * travel) - 0.5
         hi_x = width - 1 - radius - max(0.0, vx * travel) + 0.5
@@ -89,11 +95,18 @@ def sample_specs(count: int, frames: int, height: int, width: int, generator: to
 
 def synthesise(out: str | Path, videos: int = 512, val_videos: int = 64, frames: int = 8, height: int = 16,
                width: int = 16, tokens: int = 8, text_dim: int = 32, seed: int = 0,
-               encoder: str = "builtin") -> Path:
-    """Write the built-in dataset (``videos`` clips, the last ``val_videos`` held out) to ``out``."""
+               encoder: str = "builtin", speed_scale: float = 1.0) -> Path:
+    """Write the built-in dataset (``videos`` clips, the last ``val_videos`` held out) to ``out``.
+    ``speed_scale`` multiplies both speeds (1: 0.6 and 1.2 px/frame at 16×16, scaled with the
+    frame size); a speed whose path does not fit in the frame is refused."""
+    size = min(height, width)
+    travel = step_of("fast", size, speed_scale) * (frames - 1) + 2 * RADIUS * size
+    if travel > size + 1:
+        raise ValueError(f"speed_scale {speed_scale}: a fast shape travels {travel - 2 * RADIUS * size:.1f} px over "
+                         f"{frames} frames and leaves a {size}-px frame; lower speed_scale or use fewer frames")
     gen = torch.Generator().manual_seed(seed)
-    specs = sample_specs(videos, frames, height, width, gen)
-    clips = torch.stack([render(o, c, m, s, frames, height, width, st) for o, c, m, s, st in specs])
+    specs = sample_specs(videos, frames, height, width, gen, speed_scale)
+    clips = torch.stack([render(o, c, m, s, frames, height, width, st, speed_scale) for o, c, m, s, st in specs])
     captions = [caption_of(o, c, m, s) for o, c, m, s, _ in specs]
     labels = {"object": [s[0] for s in specs], "colour": [s[1] for s in specs],
               "motion": [s[2] for s in specs], "speed": [s[3] if s[2] != "none" else "none" for s in specs]}

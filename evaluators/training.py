@@ -14,7 +14,7 @@ import torch
 
 from evaluators.config import TrainConfig
 from evaluators.data import LatentDataset
-from evaluators.flow import flow_loss, logit_normal_t
+from evaluators.flow import flow_loss, logit_normal_t, video_noise
 
 
 class TrainingFailed(RuntimeError):
@@ -45,6 +45,15 @@ def inherit(model, parent_state: dict[str, torch.Tensor] | None) -> list[str]:
     return sorted(shared)
 
 
+def param_groups(model, config: TrainConfig) -> list[dict]:
+    """The temporal parameters, one AdamW group per operator type, at ``lr × lr_scale[op]``."""
+    groups: dict[str, list] = {}
+    for key, stack in model.temporal.items():  # keys are "{slot}_{op}"
+        op = key.split("_", 1)[1]
+        groups.setdefault(op, []).extend(p for p in stack.parameters() if p.requires_grad)
+    return [{"params": ps, "lr": config.lr * config.lr_scale.get(op, 1.0)} for op, ps in groups.items() if ps]
+
+
 def train_temporal(model, data: LatentDataset, steps: int, config: TrainConfig, seed: int,
                    device: str | torch.device = "cpu") -> TrainStats:
     import time
@@ -54,7 +63,7 @@ def train_temporal(model, data: LatentDataset, steps: int, config: TrainConfig, 
     if not params or steps == 0:  # the backbone alone: nothing to train
         return TrainStats(0, None, time.perf_counter() - start)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    opt = torch.optim.AdamW(param_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
     stream = data.batches("train", config.batch, gen)
     model.eval()
     model.temporal.train()  # the frozen backbone stays in eval mode
@@ -63,7 +72,7 @@ def train_temporal(model, data: LatentDataset, steps: int, config: TrainConfig, 
         batch = next(stream)
         x0, text = batch.latents.to(device), batch.text.to(device)
         t = logit_normal_t(len(x0), config.logit_mean, config.logit_std, gen, device)
-        noise = torch.randn(x0.shape, generator=gen).to(device)
+        noise = video_noise(x0.shape, gen, config.noise_correlation).to(device)
         loss = flow_loss(model, x0, text, t, noise)
         value = loss.item()
         if not math.isfinite(value):

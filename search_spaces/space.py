@@ -69,11 +69,14 @@ class SlotRule:
 
 @dataclass(frozen=True)
 class OpOptions:
-    """Operator options: attention ``head_dim`` (heads = channels / head_dim), QK-norm, RoPE."""
+    """Operator options: attention ``head_dim`` (heads = channels / head_dim), QK-norm, RoPE,
+    and ``frame_embedding``: an absolute frame-position code added inside every temporal
+    layer (AnimateDiff's motion modules), so a layer knows which frame it acts on."""
 
     head_dim: int = 64
     qk_norm: bool = True
     rope: bool = True
+    frame_embedding: bool = False
 
     def __post_init__(self):
         if self.head_dim < 1:
@@ -279,7 +282,8 @@ class SearchSpace:
         if unet is None:
             unet = build_unet(self.config.backbone, device)
         opts = self.config.op_options
-        return VideoUNet(unet, arch, self.slot_shapes(), {"qk_norm": opts.qk_norm, "rope": opts.rope})
+        return VideoUNet(unet, arch, self.slot_shapes(), {"qk_norm": opts.qk_norm, "rope": opts.rope,
+                                                          "frame_embedding": opts.frame_embedding})
 
     def describe(self) -> dict:
         rng = random.Random(0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from evaluators.flow import flow_loss
+from evaluators.flow import flow_loss, video_noise
 from evaluators.scores.base import Evaluator, Score, register_evaluator
 
 CHUNK = 16  # clips per forward
@@ -25,7 +25,7 @@ class FlowLossEvaluator(Evaluator):
         val = data.load("val", config.val_clips)
         self.x0, self.text = val.latents, val.text
         gen = torch.Generator().manual_seed(config.noise_seed)
-        self.noise = torch.randn((len(config.t_values), *self.x0.shape), generator=gen)
+        self.noise = video_noise((len(config.t_values), *self.x0.shape), gen, config.noise_correlation)
         self.moving = None
         if "motion" in val.labels:
             self.moving = torch.tensor([m != "none" for m in val.labels["motion"]])

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from evaluators.data import DataError, latents_to_frames
-from evaluators.flow import euler_sample
+from evaluators.flow import euler_sample, video_noise
 from evaluators.scores.base import Evaluator, Score, register_evaluator
 from evaluators.synth import COLOURS, MOTIONS, OBJECTS, RADIUS, shape_mask
 
@@ -116,7 +116,7 @@ class PromptSuiteEvaluator(Evaluator):
                             f"{', '.join(MOTIONS)}")
         self.text, self.labels = val.text, val.labels
         gen = torch.Generator().manual_seed(config.noise_seed)
-        self.noise = torch.randn((len(val.captions), *data.latent_shape), generator=gen)
+        self.noise = video_noise((len(val.captions), *data.latent_shape), gen, config.noise_correlation)
         self.templates = _templates(*data.latent_shape[2:])
 
     def generate(self, model) -> torch.Tensor:

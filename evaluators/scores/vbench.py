@@ -24,7 +24,7 @@ import torch
 
 from core.errors import HwnasError, one_line
 from evaluators.data import latents_to_frames
-from evaluators.flow import euler_sample
+from evaluators.flow import euler_sample, video_noise
 from evaluators.scores.base import Evaluator, Score, register_evaluator
 from evaluators.text import text_encoder
 
@@ -169,7 +169,7 @@ class VBenchEvaluator(Evaluator):
         for i in range(self.cfg.videos_per_prompt):
             for start in range(0, len(prompts), 16):
                 chunk = prompts[start:start + 16]
-                noise = torch.randn((len(chunk), *shape), generator=gen).to(self.device)
+                noise = video_noise((len(chunk), *shape), gen, self.config.noise_correlation).to(self.device)
                 latents = euler_sample(model, noise, self.encode(chunk).to(self.device), self.config.sample_steps,
                                        self.config.guidance_scale)
                 for prompt, video in zip(chunk, latents_to_frames(latents).cpu()):

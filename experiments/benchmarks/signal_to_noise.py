@@ -8,8 +8,16 @@ candidate's quality, and of each action's ΔQuality = child − baseline (same s
 search computes it). Signal: |mean ΔQuality| of each action. Reports the ratios.
 
     .venv/bin/python experiments/benchmarks/signal_to_noise.py [--seeds 3] [--steps K]
+        [--parent ARCH --parent-steps N] [--evaluator E] [--val-clips N] [--t-values ...]
+        [--lr LR] [--frame-embedding] [--tag TAG]
 
-Writes results/signal_to_noise.json and results/signal_to_noise.md.
+The parent (default mid:conv1d:1, as in results/signal_to_noise.md; one layer of every
+family gives every family a remove action, but then every add is a second layer at an
+occupied slot) is trained ``--parent-steps`` from the backbone alone, like a current model
+a few rounds into a search. Reports the ratio per action and per family (conv,
+self-attention, cross-attention): the family's worst action.
+
+Writes results/signal_to_noise[_TAG].json and .md.
 """
 from __future__ import annotations
 
@@ -35,7 +43,15 @@ from nas.config import Experiment  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default=str(ROOT / "experiments" / "tiny.yaml"))
-    ap.add_argument("--parent", default="mid:conv1d:1")
+    ap.add_argument("--parent", default="mid:conv1d:1")  # reproduces signal_to_noise.md
+    ap.add_argument("--parent-steps", type=int, help="the parent's training (default: K)")
+    ap.add_argument("--val-clips", type=int)
+    ap.add_argument("--t-values", type=float, nargs="+")
+    ap.add_argument("--disc-quality", choices=["accuracy", "margin"], default="margin")
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--frame-embedding", action="store_true")
+    ap.add_argument("--attn-lr-scale", type=float, default=1.0, help="train.lr_scale of the attention ops")
+    ap.add_argument("--tag", help="results file suffix")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, help="K (default: train.steps)")
     ap.add_argument("--evaluator", help="evaluator name (default: the config's)")
@@ -44,16 +60,29 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     exp = Experiment.load(args.config)
-    evaluator = dataclasses.replace(exp.evaluator, name=args.evaluator or exp.evaluator.name)
-    train = dataclasses.replace(exp.train, device=args.device)
+    name = args.evaluator or exp.evaluator.name
+    components = exp.evaluator.components or ({"flow_loss": 1.0, "caption_discrimination": 1.0}
+                                              if name == "weighted" else {})
+    evaluator = dataclasses.replace(exp.evaluator, name=name, components=components)
+    if args.val_clips:
+        evaluator = dataclasses.replace(evaluator, val_clips=args.val_clips)
+    if args.t_values:
+        evaluator = dataclasses.replace(evaluator, t_values=tuple(args.t_values))
+    evaluator = dataclasses.replace(evaluator, discrimination=dataclasses.replace(
+        evaluator.discrimination, quality=args.disc_quality))
+    train = dataclasses.replace(exp.train, device=args.device, lr=args.lr or exp.train.lr,
+                                lr_scale={op: args.attn_lr_scale for op in ("cross_attn1d", "self_attn1d")
+                                          if args.attn_lr_scale != 1.0})
+    space = dataclasses.replace(exp.space, op_options=dataclasses.replace(
+        exp.space.op_options, frame_embedding=args.frame_embedding))
     k = args.steps or exp.train.steps
-    runner = CandidateRunner(exp.space, exp.data, train, evaluator, args.workdir, exp.seed)
+    runner = CandidateRunner(space, exp.data, train, evaluator, args.workdir, exp.seed)
     t0 = time.perf_counter()
     runner.prepare()
     prepare_s = time.perf_counter() - t0
 
     parent_arch = runner.space.parse(args.parent)
-    parent = runner.run(parent_arch, None, k, seed=100)
+    parent = runner.run(parent_arch, None, args.parent_steps or k, seed=100)
     assert parent.status == "ok", parent.reason
     seeds = list(range(args.seeds))
     baseline = {s: runner.run(parent_arch, parent.state, k, s) for s in seeds}
@@ -72,9 +101,16 @@ def main() -> None:
                      "seconds": statistics.mean(r.seconds for r in results)})
         print(f"{action}: ΔQ {mean:+.5f} ± {sd:.5f}  ratio {abs(mean) / max(sd, 1e-12):.1f}", flush=True)
 
+    families = {}
+    for r in rows:
+        op = r["action"].split("@")[0][1:]
+        fam = "conv" if op.startswith("conv") else "self-attention" if op.startswith("self") else "cross-attention"
+        families.setdefault(fam, []).append(r["ratio_to_delta_noise"])
+    family_min = {f: min(v) for f, v in families.items()}
     ratios = [r["ratio_to_delta_noise"] for r in rows]
     gaps = sorted(abs(a["mean"] - b["mean"]) for i, a in enumerate(rows) for b in rows[i + 1:])
     summary = {"K": k, "evaluator": evaluator.name, "parent": str(parent_arch), "seeds": seeds,
+               "parent_steps": args.parent_steps or k, "family_min_ratio": family_min,
                "candidate_quality_by_seed": base_q, "candidate_stdev": noise_same,
                "median_abs_delta": statistics.median(abs(r["mean"]) for r in rows),
                "median_delta_stdev": statistics.median(r["stdev"] for r in rows),
@@ -90,8 +126,13 @@ def main() -> None:
     result = {"summary": summary, "actions": rows, "config": args.config,
               "train": dataclasses.asdict(exp.train), "evaluator_config": dataclasses.asdict(evaluator),
               "machine": machine()}
-    path = write("signal_to_noise" if args.evaluator is None else f"signal_to_noise_{evaluator.name}", result)
-    lines = [f"# Signal to noise ({evaluator.name}, K = {k}, {len(seeds)} seeds, parent {parent_arch})", "",
+    name = "signal_to_noise" + (f"_{args.tag}" if args.tag else f"_{evaluator.name}" if args.evaluator else "")
+    result["args"] = vars(args)
+    path = write(name, result)
+    lines = [f"# Signal to noise ({evaluator.name}, K = {k}, {len(seeds)} seeds, parent {parent_arch} trained "
+             f"{args.parent_steps or k} steps)", "",
+             "```", "PYTHONPATH=. .venv/bin/python experiments/benchmarks/signal_to_noise.py " + " ".join(sys.argv[1:]),
+             "```", "",
              f"machine: {result['machine']['cpu']}, 1 thread, {result['machine']['date']}", "",
              f"same candidate over seeds: quality {statistics.mean(base_q):.5f} ± {noise_same:.5f} (stdev)", "",
              "| action | mean ΔQuality | stdev over seeds | ratio | sign same every seed |", "|---|---|---|---|---|"]
@@ -102,9 +143,10 @@ def main() -> None:
                   f"candidate): {summary['median_ratio_to_candidate_noise']:.1f}; sign consistent for "
                   f"{summary['actions_sign_consistent']}/{summary['actions']} actions; the best action is the same "
                   f"for every seed: {summary['best_action_consistent']}; "
-                  f"{summary['seconds_per_candidate']:.1f} s per candidate."]
+                  f"{summary['seconds_per_candidate']:.1f} s per candidate.", "",
+              "worst ratio per family: " + ", ".join(f"{f} {v:.1f}" for f, v in family_min.items())]
     (Path(path).parent / (Path(path).stem + ".md")).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[-1:]))
+    print("\n".join(lines[-3:]))
     print("wrote", path)
 
 

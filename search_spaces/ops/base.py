@@ -36,10 +36,19 @@ class TemporalOp(nn.Module):
     needs_context: bool = False  # cross-attention reads the text tokens
 
     def __init__(self, channels: int, heads: int = 1, text_dim: int = 1,
-                 qk_norm: bool = True, rope: bool = True):
+                 qk_norm: bool = True, rope: bool = True, frame_embedding: bool = False):
         super().__init__()
         self.channels, self.heads, self.text_dim = channels, heads, text_dim
-        self.qk_norm, self.rope = qk_norm, rope
+        self.qk_norm, self.rope, self.frame_embedding = qk_norm, rope, frame_embedding
+
+    def with_frame_code(self, tokens: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """AnimateDiff-style absolute frame position: with ``frame_embedding`` on, add a fixed
+        sinusoidal code of each token's frame index (``frames``: (N,)) to ``tokens`` (..., N, C),
+        the normalised input of the residual branch. No parameters, so weights inherit as
+        before; off, ``tokens`` come back untouched."""
+        if not self.frame_embedding:
+            return tokens
+        return tokens + frame_position_code(frames, self.channels).to(tokens.dtype)
 
     def zero_init_output(self) -> None:
         nn.init.zeros_(self.proj_out.weight)
@@ -61,6 +70,14 @@ class TemporalOp(nn.Module):
         return cls(shape.channels, heads=shape.heads, text_dim=shape.text_dim, **options)
 
 
+def frame_position_code(frames: torch.Tensor, channels: int, base: float = 100.0) -> torch.Tensor:
+    """Sinusoidal code of the frame indices ``frames`` (N,), shape (N, channels), values in [−1, 1]."""
+    half = (channels + 1) // 2
+    freq = base ** (-torch.arange(half, dtype=torch.float32, device=frames.device) / max(half, 1))
+    angles = frames.float()[:, None] * freq[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)[:, :channels]
+
+
 def list_ops() -> list[str]:
     return OPS.names()
 
@@ -70,7 +87,7 @@ def op_class(name: str) -> type[TemporalOp]:
 
 
 def create_op(name: str, shape: OpShape, **options) -> TemporalOp:
-    """Build operator ``name`` for ``shape`` (options: ``qk_norm``, ``rope``)."""
+    """Build operator ``name`` for ``shape`` (options: ``qk_norm``, ``rope``, ``frame_embedding``)."""
     return OPS.get(name).from_shape(shape, **options)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from search_spaces.ops.base import OpCost, TemporalOp, group_count, register_op
+from search_spaces.ops.base import OpCost, TemporalOp, frame_position_code, group_count, register_op
 from search_spaces.shapes import OpShape
 
 
@@ -12,8 +12,8 @@ class _TemporalConv(TemporalOp):
     kernel: tuple[int, int, int] = (3, 1, 1)
 
     def __init__(self, channels: int, heads: int = 1, text_dim: int = 1,
-                 qk_norm: bool = True, rope: bool = True):
-        super().__init__(channels, heads, text_dim, qk_norm, rope)
+                 qk_norm: bool = True, rope: bool = True, frame_embedding: bool = False):
+        super().__init__(channels, heads, text_dim, qk_norm, rope, frame_embedding)
         self.norm = nn.GroupNorm(group_count(channels), channels)
         self.act = nn.SiLU()
         # The convolution is the output projection: zero weights make the layer the identity.
@@ -25,7 +25,10 @@ class _TemporalConv(TemporalOp):
         y = x.permute(0, 2, 1, 3, 4)  # (B, C, T, H, W)
         # Normalise as (B, C, T·H·W): GroupNorm on 5-D input decomposes to a rank-6
         # reshape, which Core ML cannot hold.
-        y = self.act(self.norm(y.reshape(b, c, t * h * w))).reshape(b, c, t, h, w)
+        y = self.norm(y.reshape(b, c, t * h * w)).reshape(b, c, t, h, w)
+        if self.frame_embedding:
+            y = y + frame_position_code(torch.arange(t, device=x.device), c).T[None, :, :, None, None].to(y.dtype)
+        y = self.act(y)
         return self.proj_out(y).permute(0, 2, 1, 3, 4)
 
     @classmethod

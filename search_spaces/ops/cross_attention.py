@@ -19,8 +19,8 @@ class _CrossAttention(TemporalOp):
     spatial_tokens: bool = False
 
     def __init__(self, channels: int, heads: int = 1, text_dim: int = 1,
-                 qk_norm: bool = True, rope: bool = True):
-        super().__init__(channels, heads, text_dim, qk_norm, rope)
+                 qk_norm: bool = True, rope: bool = True, frame_embedding: bool = False):
+        super().__init__(channels, heads, text_dim, qk_norm, rope, frame_embedding)
         if channels % heads:
             raise ValueError(f"channels {channels} not divisible by heads {heads}")
         head_dim = channels // heads
@@ -39,7 +39,7 @@ class _CrossAttention(TemporalOp):
         heads, d = self.heads, c // self.heads
         seq, frame = to_sequences(x, self.spatial_tokens)  # (B, G, N, C)
         groups, n = seq.shape[1], seq.shape[2]
-        q = self.to_q(self.norm(seq)).reshape(b, groups, n, heads, d).transpose(2, 3)
+        q = self.to_q(self.with_frame_code(self.norm(seq), frame)).reshape(b, groups, n, heads, d).transpose(2, 3)
         kv = self.to_kv(context).reshape(b, -1, 2, heads, d).permute(2, 0, 3, 1, 4)
         k, v = kv[0].unsqueeze(1), kv[1].unsqueeze(1)  # (B, 1, heads, L, d), broadcast over groups
         q, k = self.q_norm(q), self.k_norm(k)

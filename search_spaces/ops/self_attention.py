@@ -15,8 +15,8 @@ class _SelfAttention(TemporalOp):
     spatial_tokens: bool = False  # True: one sequence of T·H·W tokens per clip
 
     def __init__(self, channels: int, heads: int = 1, text_dim: int = 1,
-                 qk_norm: bool = True, rope: bool = True):
-        super().__init__(channels, heads, text_dim, qk_norm, rope)
+                 qk_norm: bool = True, rope: bool = True, frame_embedding: bool = False):
+        super().__init__(channels, heads, text_dim, qk_norm, rope, frame_embedding)
         if channels % heads:
             raise ValueError(f"channels {channels} not divisible by heads {heads}")
         head_dim = channels // heads
@@ -32,7 +32,7 @@ class _SelfAttention(TemporalOp):
         b, g, n, c = seq.shape
         seq = seq.reshape(b * g, n, c)
         s = b * g
-        qkv = self.to_qkv(self.norm(seq)).reshape(s, n, 3, self.heads, c // self.heads)
+        qkv = self.to_qkv(self.with_frame_code(self.norm(seq), frame)).reshape(s, n, 3, self.heads, c // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (S, heads, N, d)
         q, k = self.q_norm(q), self.k_norm(k)
         if self.rope:
