@@ -2,6 +2,7 @@
 space (k_t×k×k). Cost grows with T·H·W·C²·kernel volume (METHOD.md §1)."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from search_spaces.ops.base import OpCost, TemporalOp, frame_position_code, group_count, register_op
