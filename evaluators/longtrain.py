@@ -102,6 +102,32 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2 ** 63))
 
 
+def read_checkpoint(checkpoint: str | Path, identity: dict) -> dict | None:
+    """The resume state at ``checkpoint`` (None when there is none), refused with a
+    ``ModelError`` when it was written for another ``identity`` (config, architecture,
+    options, seed, starting weights)."""
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        return None
+    digest = config_sha256(identity)
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"{checkpoint}: unreadable checkpoint ({one_line(exc, with_type=True)})") from None
+    if state.get("identity_sha256") != digest:
+        raise ModelError(
+            f"{checkpoint}: a checkpoint of another config or architecture ({state.get('arch', '?')}, "
+            f"sha256 {str(state.get('identity_sha256', '?'))[:12]}, this run {digest[:12]}); "
+            f"give another --out or remove it")
+    return state
+
+
+def run_identity(experiment: dict, arch: str, config: LongTrainConfig, seed: int, init_info: dict | None) -> dict:
+    """What a checkpoint must have been written for to be resumed by this run."""
+    return {"experiment": experiment, "arch": arch, "options": asdict(config), "seed": seed,
+            "init": init_info or {"source": "identity"}}
+
+
 def trainable(model, config: LongTrainConfig) -> list[dict]:
     groups = [{"params": [p for p in model.temporal.parameters()], "lr": config.lr, "name": "temporal"}]
     if config.unfreeze_spatial:
@@ -133,16 +159,8 @@ def train_long(model, data: LatentDataset, config: LongTrainConfig, seed: int, c
     window: list[float] = []  # losses since the last log entry
     step0, resumed = 0, None
     digest = config_sha256(identity)
-    if checkpoint.is_file():
-        try:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001
-            raise ModelError(f"{checkpoint}: unreadable checkpoint ({one_line(exc, with_type=True)})") from None
-        if state.get("identity_sha256") != digest:
-            raise ModelError(
-                f"{checkpoint}: a checkpoint of another config or architecture ({state.get('arch', '?')}, "
-                f"sha256 {str(state.get('identity_sha256', '?'))[:12]}, this run {digest[:12]}); "
-                f"give another --out or remove it")
+    state = read_checkpoint(checkpoint, identity)
+    if state is not None:
         model.load_state_dict(state["model"])
         if opt is not None:
             opt.load_state_dict(state["optimizer"])
@@ -235,12 +253,13 @@ def train_model(experiment: dict, arch: str, out: str | Path, config: LongTrainC
     train_cfg = dataclasses.replace(parse(TrainConfig, experiment.get("train", {}), "train"), device=device,
                                     threads=threads)
     runner = CandidateRunner(space_cfg, data_cfg, train_cfg, EvaluatorConfig(), workdir, seed)
-    identity = {"experiment": experiment, "arch": None, "options": asdict(config), "seed": seed,
-                "init": init_info or {"source": "identity"}}
+    from search_spaces.space import SearchSpace
+
+    parsed = SearchSpace(space_cfg).parse(arch)
+    identity = run_identity(experiment, str(parsed), config, seed, init_info)
+    read_checkpoint(out / "checkpoint.pt", identity)  # another config's checkpoint: refused before any work
     with runner._threads():
         runner.prepare(progress)
-        parsed = runner.space.parse(arch)
-        identity["arch"] = str(parsed)
         torch.manual_seed(seed)
         from search_spaces.backbones import build_unet
 

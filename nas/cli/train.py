@@ -86,6 +86,9 @@ def run_train(args) -> int:
     seed = exp.get("seed", 0) if args.seed is None else args.seed
     out = Path(args.out) if args.out else Path("models") / f"{exp.get('name', 'model')}-{_slug(plan['arch'])}"
     threads = args.threads or exp.get("train", {}).get("threads")
+    from evaluators.longtrain import read_checkpoint, run_identity
+
+    read_checkpoint(out / "checkpoint.pt", run_identity(exp, plan["arch"], options, seed, plan["init_info"]))
     start = time.perf_counter()
     with Progress(enabled=not args.json) as shown:
         info = plan["init_info"]
