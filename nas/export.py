@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import platform
 import time
 import warnings
@@ -332,7 +331,6 @@ def _conversion_failure(exc, fmt: str, staged, first, last, convert) -> str:
     converted alone, and the first that fails is named with the converter's own reason."""
     import tempfile
 
-    from search_spaces.ops import create_op
 
     video = staged.video
     arch = video.architecture
@@ -340,8 +338,8 @@ def _conversion_failure(exc, fmt: str, staged, first, last, convert) -> str:
         if slot not in arch:
             continue
         layer = video.temporal[f"{slot}_{arch[slot].op}"][0]
-        _, _, h, w = [None, None, *staged_geometry(staged, slot)]
-        x = torch.randn(1, staged_frames(staged), layer.channels, h, w)
+        g = staged.geometry[slot]
+        x = torch.randn(1, staged.frames, layer.channels, g.height, g.width)
         ctx = torch.randn(1, *staged.text_shape)
         try:
             with tempfile.TemporaryDirectory() as tmp:
@@ -350,15 +348,6 @@ def _conversion_failure(exc, fmt: str, staged, first, last, convert) -> str:
             return (f"operator {arch[slot].op} (slot {slot}) does not convert to {fmt}: "
                     f"{one_line(root_cause(op_exc), with_type=True)[:300]}")
     return f"the backbone does not convert to {fmt}: {one_line(root_cause(exc), with_type=True)[:300]}"
-
-
-def staged_geometry(staged, slot) -> tuple[int, int]:
-    g = staged.geometry[slot]
-    return g.height, g.width
-
-
-def staged_frames(staged) -> int:
-    return staged.frames
 
 
 def _coreml_op_check(report, trained, staged, bounds, inputs) -> dict:
@@ -390,22 +379,13 @@ def _coreml_op_check(report, trained, staged, bounds, inputs) -> dict:
 
 
 def supported_ops() -> set[str]:
-    """MIL op types available at the iOS 18 target (coremltools' op registry)."""
+    """MIL op types the iOS 18 target has (coremltools' core op registry)."""
     with _quiet():
-        from coremltools.converters.mil.mil.ops.registry import SSAOpRegistry
         from coremltools.converters.mil._deployment_compatibility import AvailableTarget
+        from coremltools.converters.mil.mil.ops.registry import SSAOpRegistry
 
-        ops = getattr(SSAOpRegistry, "_ops", None) or getattr(SSAOpRegistry, "ops", None)
-        if not isinstance(ops, dict):
-            return set()
-        out = set()
-        for name, versions in ops.items():
-            if isinstance(versions, dict):
-                if any(t is not None and t <= AvailableTarget.iOS18 for t in versions):
-                    out.add(name)
-            else:
-                out.add(name)
-        return out
+        return {name for name, versions in SSAOpRegistry.core_ops.items()
+                if any(t is not None and t <= AvailableTarget.iOS18 for t in versions)}
 
 
 def _coreml_numeric_check(mlmodel, part, args, names) -> dict:

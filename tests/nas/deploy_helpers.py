@@ -53,7 +53,6 @@ def write_config(path: Path, exp: dict) -> Path:
 def make_campaign(root: Path, workdir: Path, stored_state: dict | None = None):
     """A campaign of three evaluated architectures; ``stored_state`` is kept as the
     checkpoint of ``STORED`` (the current model's weights)."""
-    from core.budgets import Budgets
     from evaluators.runner import CandidateResult
     from nas.campaign import Campaign
     from nas.config import Experiment

@@ -5,7 +5,6 @@ import pytest
 import torch
 from PIL import Image
 
-from nas.campaign import Campaign
 from nas.deploy import pick, stored_weights
 from tests.nas.deploy_helpers import (ARCHS, STORED, experiment, hwnas, make_campaign, perturbed_temporal_state,
                                       shared_workdir, write_config)  # noqa: F401 (hwnas: a fixture)

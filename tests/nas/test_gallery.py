@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.nas.deploy_helpers import ARCHS, STORED, hwnas, make_campaign, perturbed_temporal_state, shared_workdir  # noqa: F401
+from tests.nas.deploy_helpers import ARCHS, STORED, make_campaign, perturbed_temporal_state, shared_workdir
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chrome")
