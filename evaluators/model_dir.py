@@ -142,3 +142,35 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedM
     text = meta["text"]
     encoder = text_encoder(text.get("name", data.text_encoder), int(text["tokens"]), int(text["dim"]))
     return TrainedModel(root, meta, space, model, encoder)
+
+
+def evaluate_model(path: str | Path, workdir: str | Path, evaluator: str | None = None,
+                   device: str = "cpu") -> dict:
+    """Score a model folder with its experiment's evaluator (or ``evaluator``) on the data it
+    was trained on (``training.json``'s data folder; else the built-in set, made in ``workdir``)."""
+    import dataclasses
+    import time
+
+    from core.config import parse
+    from evaluators.config import DataConfig, EvaluatorConfig, TrainConfig
+    from evaluators.runner import CandidateRunner
+    from evaluators.scores import create_evaluator
+
+    start = time.perf_counter()
+    trained = load_model(path, device)
+    exp = trained.meta["experiment"]
+    ev = parse(EvaluatorConfig, exp.get("evaluator", {}), "evaluator")
+    if evaluator:
+        ev = dataclasses.replace(ev, name=evaluator)
+    data = parse(DataConfig, exp.get("data", {}), "data")
+    record_path = Path(path) / "training.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    if data.dir is None and record.get("data") and (Path(record["data"]) / "meta.json").is_file():
+        data = dataclasses.replace(data, dir=record["data"])
+    runner = CandidateRunner(trained.space.config, data, parse(TrainConfig, exp.get("train", {}), "train"), ev,
+                             workdir, exp.get("seed", 0))
+    dataset = runner._dataset(trained.space)
+    score = create_evaluator(ev, dataset, device).score(trained.model)
+    return {"arch": str(trained.arch), "quality": float(score.quality), "breakdown": dict(score.breakdown),
+            "seconds": round(time.perf_counter() - start, 3), "evaluator": ev.name, "model": str(path),
+            "steps": trained.meta.get("steps")}

@@ -120,3 +120,13 @@ def test_a_prompt_longer_than_the_encoder_is_cut_with_a_warning(model_dir, tmp_p
     assert r.returncode == 2 and "allowed: .gif, .mp4, .png" in r.stderr
     r = hwnas("sample", tmp_path, "--prompt", "x", "--out", tmp_path / "s.png")
     assert r.returncode == 2 and "not a model folder" in r.stderr
+
+
+def test_evaluate_takes_a_model_folder(model_dir, tmp_path, hwnas):
+    r = hwnas("evaluate", model_dir, "--workdir", tmp_path, "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["arch"] == "mid:conv1d:1,up1:self_attn1d:1" and out["evaluator"] == "flow_loss"
+    assert 0 < out["quality"] < 1 and out["steps"] == 3
+    r = hwnas("evaluate", model_dir, "--arch", "mid:conv1d:1")
+    assert r.returncode == 2 and "as trained" in r.stderr
