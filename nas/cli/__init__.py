@@ -11,10 +11,10 @@ import os
 import sys
 
 from core.errors import HwnasError, one_line
-from nas.cli import cost, data, evaluate, lut, pareto, search, space
+from nas.cli import cost, data, evaluate, export, lut, pareto, sample, search, space, train
 from nas.cli.common import Parser
 
-GROUPS = (space, cost, lut, data, evaluate, search, pareto)
+GROUPS = (space, cost, lut, data, evaluate, search, pareto, train, sample, export)
 
 
 def build_parser() -> Parser:

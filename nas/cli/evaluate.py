@@ -12,8 +12,8 @@ from nas.cli.common import CliError, PretrainProgress, emit_json, load_experimen
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="train one architecture briefly and score it")
-    p.add_argument("config", help="experiment YAML")
-    p.add_argument("--arch", required=True, help="canonical string, JSON, 'empty' or 'full'")
+    p.add_argument("config", help="experiment YAML, or a model folder written by `hwnas train`")
+    p.add_argument("--arch", help="canonical string, JSON, 'empty' or 'full'")
     p.add_argument("--steps", type=int, help="training steps K (default: train.steps)")
     p.add_argument("--seed", type=int, help="seed of the brief training (default: the experiment's)")
     p.add_argument("--evaluator", help="evaluator name (default: evaluator.name)")
@@ -25,9 +25,14 @@ def register(sub) -> None:
 
 def run_evaluate(args) -> int:
     from evaluators import CandidateRunner
+    from evaluators.model_dir import is_model_dir
     from evaluators.scores import EVALUATORS
     from search_spaces.space import SearchSpace
 
+    if is_model_dir(args.config):
+        return _evaluate_model(args)
+    if not args.arch:
+        raise CliError("--arch is required with an experiment YAML")
     exp = load_experiment(args.config)
     if args.steps is not None and args.steps < 0:
         raise CliError(f"--steps {args.steps}: must be non-negative")
@@ -63,6 +68,24 @@ def run_evaluate(args) -> int:
         print(f"  {key}: {value:.6g}")
     print(f"  train_loss: {result.train_loss}" if result.train_loss is not None else "  (no temporal layer to train)")
     print(f"{out['seconds']:.1f} s in all, {result.seconds:.1f} s for the candidate")
+    return 0
+
+
+def _evaluate_model(args) -> int:
+    """A trained model folder, scored as it is (no further training)."""
+    from evaluators.model_dir import evaluate_model
+
+    if args.arch or args.steps is not None:
+        raise CliError("a model folder is scored as trained: --arch and --steps do not apply")
+    workdir = Path(args.workdir) if args.workdir else Path(".cache") / "hwnas" / "models"
+    out = evaluate_model(args.config, workdir, args.evaluator)
+    if args.json:
+        emit_json(out)
+        return 0
+    print(f"{out['arch']}: quality {out['quality']:.6f} ({out['evaluator']}, model {out['model']}, "
+          f"{out['steps']} training steps)")
+    for key, value in out["breakdown"].items():
+        print(f"  {key}: {value:.6g}")
     return 0
 
 

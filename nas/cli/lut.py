@@ -104,7 +104,7 @@ def register(sub) -> None:
 
 
 def _protocol_args(p) -> None:
-    p.add_argument("--backend", help="torch, coreml or analytic (default: the config's lut.backend)")
+    p.add_argument("--backend", help="torch, onnxruntime, coreml or analytic (default: the config's lut.backend)")
     p.add_argument("--device", help="cpu, cuda, cuda:N, mps; for analytic a device spec name")
     p.add_argument("--repeats", type=int)
     p.add_argument("--warmup", type=int)

@@ -17,6 +17,9 @@ def register(sub) -> None:
     p.add_argument("dir", help="campaign directory")
     p.add_argument("--out", required=True, help="FILE.html or FILE.png")
     p.set_defaults(func=run_plot)
+    from nas.cli import gallery
+
+    gallery.register(pareto)
 
 
 def plot_campaign(campaign, front, out) -> Path:

@@ -4,12 +4,12 @@ import dataclasses
 import pytest
 import torch
 
+from core.errors import ConfigError
 from evaluators.config import DiscriminationConfig, EvaluatorConfig
 from evaluators.data import DataError, DatasetWriter, LatentDataset
 from evaluators.scores import create_evaluator
 from evaluators.synth import COLOURS, MOTIONS, render, synthesise
 from evaluators.text import _word_vector
-from search_spaces.errors import ConfigError
 from search_spaces.ops import create_op
 from search_spaces.shapes import OpShape
 
@@ -95,7 +95,7 @@ def test_weighted_config_errors_name_the_problem():
         EvaluatorConfig(name="weighted")
     with pytest.raises(ValueError, match="subset of motion"):
         DiscriminationConfig(attributes=("shape",))
-    from search_spaces.config import parse
+    from core.config import parse
     with pytest.raises(ConfigError, match="evaluator.components.flow_loss"):
         parse(EvaluatorConfig, {"name": "weighted", "components": {"flow_loss": "a lot"}}, "evaluator")
 

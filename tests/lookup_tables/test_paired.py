@@ -11,7 +11,6 @@ from lookup_tables.paired import PairedMeter, paired_stats
 from lookup_tables.unsure import by_provenance, measure_if_unsure, should_measure
 from lookup_tables.validate import kendall, spearman
 from search_spaces.architecture import Architecture, Layer
-
 from tests.lookup_tables.conftest import FAST, tiny_space_dict, write_experiment
 
 

@@ -11,7 +11,8 @@ from search_spaces.shapes import OpShape
 SHAPE = OpShape("self_attn1d", 32, 8, 8, 8, 8, 32, 2)
 OPTIONS = {"qk_norm": True, "rope": True}
 CONFIGS = {"torch": LutConfig(warmup=1, repeats=5), "analytic": LutConfig(backend="analytic", device="cpu"),
-           "coreml": LutConfig(backend="coreml", device="CPU_ONLY", warmup=1, repeats=3)}
+           "coreml": LutConfig(backend="coreml", device="CPU_ONLY", warmup=1, repeats=3),
+           "onnxruntime": LutConfig(backend="onnxruntime", device="cpu", warmup=1, repeats=5)}
 
 
 def test_every_backend_has_a_contract_config():
@@ -104,3 +105,21 @@ def test_thread_clock_is_for_one_cpu_thread_and_is_recorded():
     assert prof.fingerprint()["clock"] == "thread"
     m = prof.measure_op(SHAPE)
     assert m.status == "ok" and 0 < m.latency_p10_ms <= m.latency_ms
+
+
+def test_onnxruntime_builds_a_table_that_lut_validate_checks(mid_space, tmp_path):
+    """A table on the runtime a deployment uses, and validate comparing it with whole networks."""
+    from lookup_tables import build_table
+    from lookup_tables.validate import validate
+
+    cfg = CONFIGS["onnxruntime"]
+    table = build_table(mid_space, cfg, tmp_path / "ort.parquet", progress=False)
+    assert table.fingerprint["backend"] == "onnxruntime" and "onnxruntime" in table.fingerprint["versions"]
+    report = validate(table, mid_space, cfg, samples=3, seed=0)
+    assert report["measured_ok"] == 3 and report["latency"]["n"] == 3
+    assert report["latency"]["mape"] < 1.0  # same order of magnitude: the table prices ORT's network
+
+
+def test_onnxruntime_unknown_device_is_named():
+    with pytest.raises(LutError, match="allowed: cpu, cuda"):
+        create_profiler(LutConfig(backend="onnxruntime", device="npu"), "float32", OPTIONS)

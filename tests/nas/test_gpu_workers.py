@@ -3,7 +3,6 @@ Ray's own resource override), so the resource requests, Ray's assignment and the
 ``CUDA_VISIBLE_DEVICES`` each actor trains under are the real ones; only the devices are not."""
 from __future__ import annotations
 
-
 import pytest
 
 from core.errors import ConfigError
