@@ -114,7 +114,11 @@ def watch(driver_pid: int, session_dir: str) -> None:
     seen, gone_since, known = False, None, {}
     while True:
         if not alive(driver_pid):
-            kill_cluster(session_dir, known)
+            # again until a pass finds nothing: the raylet may fork a worker while it is killed
+            deadline = time.monotonic() + 5.0
+            while kill_cluster(session_dir, known) and time.monotonic() < deadline:
+                known = {}
+                time.sleep(0.2)
             return
         pids = cluster_pids(session_dir)
         known.update({pid: _start_time(pid) for pid in pids if pid not in known})
