@@ -6,15 +6,9 @@ import torch
 from PIL import Image
 
 from nas.deploy import pick, stored_weights
-from tests.nas.deploy_helpers import (
-    ARCHS,
-    STORED,
-    experiment,
-    make_campaign,
-    perturbed_temporal_state,
-    shared_workdir,  # noqa: F401 (hwnas: a fixture)
-    write_config,
-)
+from tests.nas.deploy_helpers import hwnas  # noqa: F401 - a fixture
+from tests.nas.deploy_helpers import (ARCHS, STORED, experiment, make_campaign, perturbed_temporal_state,
+                                      shared_workdir, write_config)
 
 
 @pytest.fixture(scope="module")
