@@ -35,28 +35,6 @@ def tiny_table_path(tiny_space, tmp_path_factory):
     return path
 
 
-class CliRun:
-    def __init__(self, returncode: int, stdout: str, stderr: str):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def hwnas(capsys):
-    """Run ``hwnas ARGS...`` in this process: exit code, stdout and stderr."""
-    from nas.cli import main
-
-    def run(*args) -> CliRun:
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:  # argparse's own usage errors
-            code = exc.code
-        out = capsys.readouterr()
-        return CliRun(code, out.out, out.err)
-
-    return run
-
-
 def write_experiment(path, space: dict, **sections) -> str:
     import yaml
 

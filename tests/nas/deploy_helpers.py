@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import pytest
 import torch
 
 SMALL = {
@@ -88,25 +87,3 @@ def perturbed_temporal_state(workdir: Path, arch: str, seed: int = 1) -> dict:
         if "proj_out" in k:
             state[k] = 0.05 * torch.randn(state[k].shape, generator=g)
     return state
-
-
-class CliRun:
-    def __init__(self, returncode: int, stdout: str, stderr: str):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def hwnas(capsys):
-    """Run ``hwnas ARGS...`` in this process: exit code, stdout and stderr."""
-    from nas.cli import main
-
-    def run(*args) -> CliRun:
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:  # argparse's own usage errors
-            code = exc.code
-        out = capsys.readouterr()
-        return CliRun(code, out.out, out.err)
-
-    return run

@@ -6,7 +6,6 @@ import torch
 from PIL import Image
 
 from nas.deploy import pick, stored_weights
-from tests.nas.deploy_helpers import hwnas  # noqa: F401 - a fixture
 from tests.nas.deploy_helpers import (ARCHS, STORED, experiment, make_campaign, perturbed_temporal_state,
                                       shared_workdir, write_config)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.nas.deploy_helpers import experiment, hwnas, shared_workdir, write_config  # noqa: F401
+from tests.nas.deploy_helpers import experiment, shared_workdir, write_config
 
 ARCH = "mid:conv1d:1,up1:self_attn1d:1"
 
