@@ -1,11 +1,12 @@
 """A watchdog for the local Ray cluster a campaign starts: when the campaign's process dies
 (``kill -9`` included, where no ``finally`` runs), the watchdog kills that cluster's
-processes — the ones whose command line names its session directory, and everything
-they started (Ray's agents and workers) — so none outlives the campaign by more than a
-second. It touches no other Ray cluster, and it exits by itself once the cluster is
-gone (a clean ``ray.shutdown()``).
+processes — the ones whose command line or open files name its directory (the cluster's
+own temporary directory, given to ``ray.init`` and to the watchdog before the cluster
+starts), and everything they started (Ray's agents and workers) — so none outlives the
+campaign by more than a second. It touches no other Ray cluster, and it exits by itself
+once the cluster is gone (a clean ``ray.shutdown()``).
 
-    python -m nas.reaper DRIVER_PID SESSION_DIR     (started by ``RayPool``; detached)
+    python -m nas.reaper DRIVER_PID CLUSTER_DIR     (started by ``RayPool``; detached)
 """
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -193,11 +194,14 @@ class RayPool(WorkerPool):
                 if self.address:
                     ray.init(address=self.address, **kwargs)
                 else:
-                    ray.init(address="local", num_cpus=max(1, int(self.workers * self.cpus_per_worker)), **kwargs)
                     from nas import reaper
 
-                    # a kill -9 of this process must not leave the cluster running
-                    self._reaper = reaper.start(ray._private.worker._global_node.get_session_dir_path())
+                    # A kill -9 of this process must not leave the cluster running: a watchdog,
+                    # started before the cluster, knows it by its own temporary directory.
+                    root = tempfile.mkdtemp(prefix="hwnas_ray_", dir="/tmp")  # short: Ray's socket paths
+                    self._reaper = reaper.start(root)
+                    ray.init(address="local", num_cpus=max(1, int(self.workers * self.cpus_per_worker)),
+                             _temp_dir=root, **kwargs)
             except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
                 where = f"--ray-address / search.ray_address {self.address!r}" if self.address else "a local Ray cluster"
                 raise WorkerError(f"cannot start {where}: {one_line(exc)}") from None
