@@ -168,6 +168,15 @@ class SnapgenSearch(Strategy):
                 self.eligible[cid] = sv["eligible"]
         return out
 
+    def _deltas(self, o: Outcome, ref: Outcome) -> dict:
+        """ΔQ, ΔLat, ΔMem of a child against the reference, and its two A1 ratios."""
+        kind = Action.parse(o.candidate.action).kind
+        dq = o.quality - ref.quality
+        dlat, dmem = o.latency_ms - ref.latency_ms, o.memory_bytes - ref.memory_bytes
+        return {"delta_quality": dq, "delta_latency_ms": dlat, "delta_memory_bytes": dmem,
+                "score_latency": ratio(dq, dlat, self.options.epsilon_latency_ms, kind),
+                "score_memory": ratio(dq, dmem, self.options.epsilon_memory_bytes, kind)}
+
     def _halve(self, outcomes: list[Outcome]) -> dict[str, dict]:
         """After a rung below the last: keep the reference and the better share of the children."""
         ref = next(o for o in outcomes if o.candidate.role == "reference")
@@ -178,13 +187,7 @@ class SnapgenSearch(Strategy):
         for o in outcomes:
             if o.candidate.role != "child" or not o.ok:
                 continue
-            kind = Action.parse(o.candidate.action).kind
-            dq = o.quality - ref.quality
-            dlat, dmem = o.latency_ms - ref.latency_ms, o.memory_bytes - ref.memory_bytes
-            note = {"delta_quality": dq, "delta_latency_ms": dlat, "delta_memory_bytes": dmem,
-                    "score_latency": ratio(dq, dlat, self.options.epsilon_latency_ms, kind),
-                    "score_memory": ratio(dq, dmem, self.options.epsilon_memory_bytes, kind),
-                    "rung": self.rung, "promoted": False}
+            note = {**self._deltas(o, ref), "rung": self.rung, "promoted": False}
             notes[o.candidate.id] = note
             if self.eligible.get(o.candidate.id):
                 scored.append((o, note))
@@ -242,17 +245,12 @@ class SnapgenSearch(Strategy):
         for o in outcomes:
             if o.candidate.role != "child" or not o.ok:
                 continue
-            kind = Action.parse(o.candidate.action).kind
-            dq = o.quality - ref.quality
-            dlat, dmem = o.latency_ms - ref.latency_ms, o.memory_bytes - ref.memory_bytes
-            note = {"delta_quality": dq, "delta_latency_ms": dlat, "delta_memory_bytes": dmem,
-                    "score_latency": ratio(dq, dlat, self.options.epsilon_latency_ms, kind),
-                    "score_memory": ratio(dq, dmem, self.options.epsilon_memory_bytes, kind), "chosen": False}
+            note = {**self._deltas(o, ref), "chosen": False}
             notes[o.candidate.id] = note
-            tiny = (abs(dlat) < self.options.epsilon_latency_ms if self.branch != "memory"
-                    else abs(dmem) < self.options.epsilon_memory_bytes)
+            tiny = (abs(note["delta_latency_ms"]) < self.options.epsilon_latency_ms if self.branch != "memory"
+                    else abs(note["delta_memory_bytes"]) < self.options.epsilon_memory_bytes)
             if self.eligible.get(o.candidate.id) and not (tiny and self.options.zero_delta == "skip"):
-                if self.branch != "add" or dq > self.options.min_gain:
+                if self.branch != "add" or note["delta_quality"] > self.options.min_gain:
                     scored.append((o, note))
         chosen = self._choose(scored)
         decision = {"round": self.round, "branch": self.branch, "from": str(self.current),
