@@ -51,6 +51,11 @@ class PretrainConfig:
     batch: int = 32
     lr: float = 2e-3
     cache_dir: str | None = None  # default: WORKDIR/cache
+    # t ~ logit-normal of the image model's own training; None: train.logit_mean/logit_std.
+    # The temporal layers may need another range (motion is decided at high t) than the
+    # image model, which must denoise at every t.
+    logit_mean: float | None = None
+    logit_std: float | None = None
 
     def __post_init__(self):
         _at_least(self, ("steps", "batch"), 1)

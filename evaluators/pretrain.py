@@ -22,11 +22,17 @@ def cache_key(unet_config: dict, data: LatentDataset, pretrain: PretrainConfig, 
     # diffusers' private keys (``_use_default_values``, a set) vary in order between processes
     unet_config = {k: v for k, v in unet_config.items() if not k.startswith("_")}
     blob = json.dumps({"unet": unet_config, "data": data.fingerprint, "steps": pretrain.steps,
-                       "batch": pretrain.batch, "lr": pretrain.lr, "m": train.logit_mean, "s": train.logit_std},
+                       "batch": pretrain.batch, "lr": pretrain.lr, "m": t_mean(pretrain, train), "s": t_std(pretrain, train)},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def t_mean(pretrain: PretrainConfig, train: TrainConfig) -> float:
+    return train.logit_mean if pretrain.logit_mean is None else pretrain.logit_mean
+
+
+def t_std(pretrain: PretrainConfig, train: TrainConfig) -> float:
+    return train.logit_std if pretrain.logit_std is None else pretrain.logit_std
 
 
 def _schedule(opt, pretrain: PretrainConfig):
@@ -68,7 +74,7 @@ def pretrain_spatial(unet, data: LatentDataset, pretrain: PretrainConfig, train:
         frame = torch.randint(t, (b,), generator=gen)  # one random frame of each clip
         x0 = batch.latents[torch.arange(b), frame].to(device)
         text = batch.text.to(device)
-        tt = logit_normal_t(x0.shape[0], train.logit_mean, train.logit_std, gen, device)
+        tt = logit_normal_t(x0.shape[0], t_mean(pretrain, train), t_std(pretrain, train), gen, device)
         noise = torch.randn(x0.shape, generator=gen).to(device)
         if step < start:  # finished before the kill: its draws replayed, nothing trained
             continue

@@ -52,7 +52,8 @@ def configs(args):
         ops=tuple(args.ops) if args.ops else space.ops)
     data = dataclasses.replace(exp.data, videos=args.videos, val_videos=args.prompts, speed_scale=args.speed_scale,
                                text_encoder=args.text_encoder)
-    pre = dataclasses.replace(exp.train.pretrain, steps=args.pretrain_steps, batch=32, lr=2e-3)
+    pre = dataclasses.replace(exp.train.pretrain, steps=args.pretrain_steps, batch=32, lr=2e-3,
+                              logit_mean=args.pretrain_logit_mean)
     train = dataclasses.replace(exp.train, batch=args.batch, lr=args.lr, logit_mean=args.logit_mean,
                                 logit_std=args.logit_std, threads=1, pretrain=pre,
                                 noise_correlation=args.noise_correlation,
@@ -92,6 +93,7 @@ def main() -> None:
     ap.add_argument("--text-encoder", default="builtin")
     ap.add_argument("--logit-mean", type=float, default=-1.0)
     ap.add_argument("--logit-std", type=float, default=1.0)
+    ap.add_argument("--pretrain-logit-mean", type=float, help="train.pretrain.logit_mean (default: --logit-mean)")
     ap.add_argument("--noise-correlation", type=float, default=0.0)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--attn-lr-scale", type=float, default=1.0, help="train.lr_scale of the attention ops")
@@ -112,8 +114,9 @@ def main() -> None:
     torch.set_num_threads(1)
 
     space, data, train, suite, disc, flow = configs(args)
+    pre_m = args.logit_mean if args.pretrain_logit_mean is None else args.pretrain_logit_mean
     workdir = Path(args.workdir) / (f"T{args.frames}_S{args.size}_v{args.videos}_p{args.prompts}_sp{args.speed_scale:g}"
-                                    f"_{args.text_encoder}_pre{args.pretrain_steps}_m{args.logit_mean:g}")
+                                    f"_{args.text_encoder}_pre{args.pretrain_steps}_m{pre_m:g}")
     runner = CandidateRunner(space, data, train, suite, workdir, args.seed)
     t0 = time.perf_counter()
     info = runner.prepare(progress=lambda s, n, loss: print(f"pretrain {s}/{n} {loss:.4f}", flush=True)
