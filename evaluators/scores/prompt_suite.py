@@ -114,7 +114,7 @@ class PromptSuiteEvaluator(Evaluator):
         if unknown:
             raise DataError(f"{data.root}: motion label {unknown[0]!r} unknown to prompt_suite; allowed: "
                             f"{', '.join(MOTIONS)}")
-        self.text, self.labels = val.text, val.labels
+        self.text, self.labels, self.captions = val.text, val.labels, val.captions
         gen = torch.Generator().manual_seed(config.noise_seed)
         self.noise = video_noise((len(val.captions), *data.latent_shape), gen, config.noise_correlation)
         self.templates = _templates(*data.latent_shape[2:])

@@ -64,9 +64,43 @@ def configs(args):
     suite = dataclasses.replace(ev, name="prompt_suite", prompts=args.prompts,
                                 sample_steps=args.sample_steps, guidance_scale=args.guidance)
     disc = dataclasses.replace(ev, name="caption_discrimination", val_clips=args.disc_clips,
-                               t_values=tuple(args.disc_t)) if args.discrimination else None
+                               t_values=tuple(args.disc_t), discrimination=dataclasses.replace(
+                                   ev.discrimination, attributes=tuple(args.disc_attributes), quality="margin")
+                               ) if args.discrimination else None
     flow = dataclasses.replace(ev, name="flow_loss", val_clips=64)
     return space, data, train, suite, disc, flow
+
+
+def contact_sheet(suite, model, path: Path, per_motion: int = 2) -> Path:
+    """A PNG to look at: ``per_motion`` held-out captions of each motion, one row each (the
+    sampled frames left to right, ×8), labelled with the caption and the motion the
+    prompt_suite classifier reads in the sample."""
+    from PIL import Image, ImageDraw
+
+    from evaluators.data import latents_to_frames
+    from evaluators.flow import euler_sample
+    from evaluators.sample import to_uint8
+    from evaluators.scores.prompt_suite import foreground, motion_of
+
+    labels = suite.labels["motion"]
+    rows = [i for m in ("left", "right", "up", "down", "none") for i in [j for j, x in enumerate(labels) if x == m][:per_motion]]
+    with torch.no_grad():
+        frames = latents_to_frames(euler_sample(model, suite.noise[rows], suite.text[rows], suite.config.sample_steps,
+                                                suite.config.guidance_scale))
+    read = motion_of(foreground(frames))
+    scale, label_w = 8, 300
+    t, h, w = frames.shape[1], frames.shape[3] * scale, frames.shape[4] * scale
+    sheet = Image.new("RGB", (label_w + t * (w + 2), len(rows) * (h + 4)), (40, 40, 40))
+    draw = ImageDraw.Draw(sheet)
+    for r, (i, clip) in enumerate(zip(rows, frames)):
+        y = r * (h + 4)
+        ok = read[r] == labels[i]
+        draw.text((4, y + h // 2 - 12), suite.captions[i], fill=(230, 230, 230))
+        draw.text((4, y + h // 2 + 2), f"reads: {read[r]}", fill=(120, 230, 120) if ok else (240, 110, 110))
+        for k, frame in enumerate(to_uint8(clip, scale)):
+            sheet.paste(Image.fromarray(frame), (label_w + k * (w + 2), y))
+    sheet.save(path)
+    return path
 
 
 def evaluate(model, evaluators) -> dict:
@@ -106,9 +140,11 @@ def main() -> None:
     ap.add_argument("--discrimination", action="store_true")
     ap.add_argument("--disc-clips", type=int, default=64)
     ap.add_argument("--disc-t", type=float, nargs="+", default=[0.5, 0.7, 0.9])
+    ap.add_argument("--disc-attributes", nargs="+", default=["motion", "speed", "colour", "object"])
     ap.add_argument("--init-from", help="start from the temporal weights another tag saved (with --steps 0: "
                     "re-score them, e.g. with another --guidance or --sample-steps)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sheet", action="store_true", help="write a PNG of samples per architecture at the end")
     ap.add_argument("--workdir", default=str(ROOT / ".cache" / "hwnas" / "motion"))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -164,7 +200,7 @@ def main() -> None:
                         f"flowQ {scores['flow_loss']['quality']:.5f}")
                 if "caption_discrimination" in scores:
                     cd = scores["caption_discrimination"]
-                    line += " disc " + " ".join(f"{k}={v:.3f}" for k, v in cd.items() if k.startswith("acc_"))
+                    line += " disc " + " ".join(f"{k}={v:.3f}" for k, v in cd.items() if k.startswith(("acc_", "margin_")))
                 print(line, f"({time.perf_counter() - start:.0f}s)", flush=True)
                 save()
             if step == steps:
@@ -184,6 +220,11 @@ def main() -> None:
             losses.append(loss.item())
         if params and steps:  # the trained temporal weights, to re-score with other samplers (--init-from)
             torch.save(temporal_state(model), saved(args.tag))
+        if args.sheet:
+            model.eval()
+            sheet = contact_sheet(runner.evaluator, model, ROOT / "experiments" / "benchmarks" / "results" /
+                                  f"motion_ground_truth_{args.tag}_{name.replace(':', '_').replace(',', '+')}.png")
+            print("wrote", sheet, flush=True)
         run["seconds"] = time.perf_counter() - start
         run["seconds_per_step"] = run["seconds"] / max(steps, 1)
         save()

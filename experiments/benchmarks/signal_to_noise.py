@@ -40,6 +40,40 @@ from evaluators import CandidateRunner  # noqa: E402
 from nas.config import Experiment  # noqa: E402
 
 
+FAMILIES = ("conv", "self-attention", "cross-attention")
+
+
+def family_of(action: str) -> str:
+    op = action.split("@")[0][1:]
+    return "conv" if op.startswith("conv") else "self-attention" if op.startswith("self") else "cross-attention"
+
+
+def key_ratios(baseline: dict, rows: list[dict], children: list[tuple[str, list]]) -> dict:
+    """Signal to noise of every numeric breakdown key, as if it alone were the quality: per
+    action |mean Δ| / stdev(Δ) over seeds (Δ = child − the equally trained parent, same seed)."""
+    seeds = sorted(baseline)
+    keys = [k for k, v in baseline[seeds[0]].breakdown.items() if isinstance(v, (int, float))]
+    out = {}
+    for key in keys:
+        ratios, signs = {}, {}
+        all_ratios = []
+        for action, results in children:
+            if any(r.status != "ok" or key not in r.breakdown for r in results):
+                continue
+            deltas = [r.breakdown[key] - baseline[s].breakdown[key] for r, s in zip(results, seeds)]
+            ratio = abs(statistics.mean(deltas)) / max(statistics.stdev(deltas), 1e-12)
+            fam = family_of(action)
+            ratios.setdefault(fam, []).append(ratio)
+            all_ratios.append(ratio)
+            if action.startswith("+"):
+                signs.setdefault(fam, []).append("+" if statistics.mean(deltas) > 0 else "-")
+        if all_ratios:
+            out[key] = {"family_min_ratio": {f: min(v) for f, v in ratios.items()},
+                        "median_ratio": statistics.median(all_ratios),
+                        "family_sign": {f: "".join(v) for f, v in signs.items()}}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default=str(ROOT / "experiments" / "tiny.yaml"))
@@ -88,10 +122,11 @@ def main() -> None:
     baseline = {s: runner.run(parent_arch, parent.state, k, s) for s in seeds}
     base_q = [baseline[s].quality for s in seeds]
     noise_same = statistics.stdev(base_q)
-    rows = []
+    rows, children = [], []
     for action in runner.space.actions(parent_arch):
         child_arch = parent_arch.apply(action)
         results = [runner.run(child_arch, parent.state, k, s) for s in seeds]
+        children.append((str(action), results))
         deltas = [r.quality - baseline[s].quality for r, s in zip(results, seeds)]
         mean, sd = statistics.mean(deltas), statistics.stdev(deltas)
         rows.append({"action": str(action), "child": str(child_arch), "delta_quality": deltas,
@@ -103,10 +138,9 @@ def main() -> None:
 
     families = {}
     for r in rows:
-        op = r["action"].split("@")[0][1:]
-        fam = "conv" if op.startswith("conv") else "self-attention" if op.startswith("self") else "cross-attention"
-        families.setdefault(fam, []).append(r["ratio_to_delta_noise"])
+        families.setdefault(family_of(r["action"]), []).append(r["ratio_to_delta_noise"])
     family_min = {f: min(v) for f, v in families.items()}
+    per_key = key_ratios(baseline, rows, [(child, results) for child, results in children])
     ratios = [r["ratio_to_delta_noise"] for r in rows]
     gaps = sorted(abs(a["mean"] - b["mean"]) for i, a in enumerate(rows) for b in rows[i + 1:])
     summary = {"K": k, "evaluator": evaluator.name, "parent": str(parent_arch), "seeds": seeds,
@@ -123,7 +157,7 @@ def main() -> None:
                "median_gap_between_actions": statistics.median(gaps),
                "seconds_per_candidate": statistics.mean(r["seconds"] for r in rows),
                "prepare_seconds": prepare_s}
-    result = {"summary": summary, "actions": rows, "config": args.config,
+    result = {"summary": summary, "actions": rows, "per_key": per_key, "config": args.config,
               "train": dataclasses.asdict(exp.train), "evaluator_config": dataclasses.asdict(evaluator),
               "machine": machine()}
     name = "signal_to_noise" + (f"_{args.tag}" if args.tag else f"_{evaluator.name}" if args.evaluator else "")
@@ -144,7 +178,15 @@ def main() -> None:
                   f"{summary['actions_sign_consistent']}/{summary['actions']} actions; the best action is the same "
                   f"for every seed: {summary['best_action_consistent']}; "
                   f"{summary['seconds_per_candidate']:.1f} s per candidate.", "",
-              "worst ratio per family: " + ", ".join(f"{f} {v:.1f}" for f, v in family_min.items())]
+              "worst ratio per family: " + ", ".join(f"{f} {v:.1f}" for f, v in family_min.items()), "",
+              "Every breakdown key as a quality of its own (same trained candidates): worst ratio per family, "
+              "median ratio over actions, and the sign of each family's mean Δ (losses: lower is better)", "",
+              "| key | conv | self-attention | cross-attention | median | Δ sign conv / self / cross |",
+              "|---|---|---|---|---|---|"]
+    for key, info in per_key.items():
+        fam = info["family_min_ratio"]
+        lines.append(f"| {key} | " + " | ".join(f"{fam.get(f, float('nan')):.1f}" for f in FAMILIES) +
+                     f" | {info['median_ratio']:.1f} | " + " / ".join(info["family_sign"].get(f, "?") for f in FAMILIES) + " |")
     (Path(path).parent / (Path(path).stem + ".md")).write_text("\n".join(lines) + "\n")
     print("\n".join(lines[-3:]))
     print("wrote", path)
