@@ -61,11 +61,11 @@ def configs(args):
                                                                             "cross_attn3d", "self_attn3d")
                                           if args.attn_lr_scale != 1.0})
     ev = dataclasses.replace(exp.evaluator, noise_correlation=args.noise_correlation)
-    suite = dataclasses.replace(ev, name="prompt_suite", prompts=args.prompts,
-                                sample_steps=args.sample_steps, guidance_scale=args.guidance)
-    disc = dataclasses.replace(ev, name="caption_discrimination", val_clips=args.disc_clips,
-                               t_values=tuple(args.disc_t)) if args.discrimination else None
-    flow = dataclasses.replace(ev, name="flow_loss", val_clips=64)
+    suite = ev.switch("prompt_suite", prompts=args.prompts, sample_steps=args.sample_steps,
+                      guidance_scale=args.guidance)
+    disc = ev.switch("caption_discrimination", clips=args.disc_clips,
+                     t_values=tuple(args.disc_t)) if args.discrimination else None
+    flow = ev.switch("flow_loss", val_clips=64)
     return space, data, train, suite, disc, flow
 
 

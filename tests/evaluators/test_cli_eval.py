@@ -15,7 +15,7 @@ def small_config(tmp_path_factory, tiny_config_path):
     cfg = yaml.safe_load(open(tiny_config_path))
     cfg["data"] = {"videos": 96, "val_videos": 16}
     cfg["train"] = {"steps": 3, "batch": 2, "pretrain": {"steps": 5, "batch": 8}}
-    cfg["evaluator"] = {"name": "flow_loss", "val_clips": 4, "prompts": 8, "sample_steps": 2}
+    cfg["evaluator"] = {"name": "flow_loss", "options": {"val_clips": 4}}
     path = tmp_path_factory.mktemp("cfg") / "small.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
