@@ -1,4 +1,5 @@
-"""The ``data``, ``train`` and ``evaluator`` sections of an experiment.
+"""The ``data``, ``train`` and ``evaluator`` sections of an experiment (each evaluator's
+options are declared beside it, in ``evaluators.scores``).
 
 Defaults are the tiny experiment's: one candidate (K = 40 steps of batch 4 clips, then the
 ``flow_loss`` score on 32 fixed validation clips at t ∈ {0.3, 0.5, 0.7}) takes ≈ 15–25 s on
@@ -8,10 +9,12 @@ one CPU thread, and its quality separates add/remove actions from seed noise
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, ClassVar, Literal
+
+from core.config import PluginSection
 
 
-def _at_least(obj, names, low) -> None:
+def at_least(obj, names, low) -> None:
     for name in names:
         value = getattr(obj, name)
         if value is not None and value < low:
@@ -34,7 +37,7 @@ class DataConfig:
     speed_scale: float = 1.0  # × both speeds of the built-in set (0.6 and 1.2 px/frame at 16×16)
 
     def __post_init__(self):
-        _at_least(self, ("videos", "val_videos"), 1)
+        at_least(self, ("videos", "val_videos"), 1)
         if self.speed_scale <= 0:
             raise ValueError(f"speed_scale must be positive, got {self.speed_scale}")
         if self.val_videos >= self.videos:
@@ -58,7 +61,7 @@ class PretrainConfig:
     logit_std: float | None = None
 
     def __post_init__(self):
-        _at_least(self, ("steps", "batch"), 1)
+        at_least(self, ("steps", "batch"), 1)
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
 
@@ -82,7 +85,7 @@ class TrainConfig:
     pretrain: PretrainConfig = PretrainConfig()
 
     def __post_init__(self):
-        _at_least(self, ("steps", "batch", "threads"), 1)
+        at_least(self, ("steps", "batch", "threads"), 1)
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.logit_std <= 0:
@@ -97,90 +100,18 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class VBenchConfig:
-    """The ``vbench`` evaluator: dimensions, the local weight cache, videos per prompt."""
+class EvaluatorConfig(PluginSection):
+    """How a trained candidate is scored: the evaluator ``name`` (a registered
+    ``evaluators.scores`` entry) and its ``options`` (that evaluator's ``Options``, e.g.
+    ``flow_loss``: ``t_values``, ``val_clips``; see ``evaluators/README.md``). Shared by every
+    evaluator: the fixed noise's seed ``noise_seed`` and the noise prior ``noise_correlation``
+    (CandidateRunner sets it to train.noise_correlation, the prior the model was trained with)."""
 
-    dimensions: tuple[str, ...] = ("overall_consistency", "object_class", "color")
-    cache_dir: str | None = None  # default: $VBENCH_CACHE_DIR or ~/.cache/vbench
-    videos_per_prompt: int = 1
-    max_prompts: int | None = None  # per dimension; None: the whole standard suite
-    fps: int = 8
-
-    def __post_init__(self):
-        from evaluators.scores.vbench import check_dimensions
-
-        check_dimensions(self.dimensions)
-        _at_least(self, ("videos_per_prompt", "max_prompts", "fps"), 1)
-
-
-ATTRIBUTES = ("motion", "speed", "colour", "object")
-
-
-@dataclass(frozen=True)
-class DiscriminationConfig:
-    """The ``caption_discrimination`` evaluator ("diffusion classifier", Li et al. 2023): each
-    held-out clip's flow loss under its true caption vs captions that change one of
-    ``attributes``, same noise and t. ``t_values`` / ``clips`` unset: the evaluator section's
-    ``t_values`` / ``val_clips``. ``subtract_backbone``: compare losses minus the frozen
-    backbone's own loss for the same (clip, caption, t), so what is scored is what the
-    temporal layers add. ``quality``: ``accuracy`` (mean over attributes of the fraction of
-    clips whose true caption has the lowest loss) or ``margin`` (mean over attributes and
-    clips of the loss of the alternatives minus the true caption's, relative to L₀ — smooth)."""
-
-    attributes: tuple[str, ...] = ATTRIBUTES
-    t_values: tuple[float, ...] | None = None
-    clips: int | None = None
-    subtract_backbone: bool = True
-    quality: Literal["accuracy", "margin"] = "accuracy"
-
-    def __post_init__(self):
-        if not self.attributes or any(a not in ATTRIBUTES for a in self.attributes):
-            raise ValueError(f"attributes must be a non-empty subset of {', '.join(ATTRIBUTES)}, got {self.attributes!r}")
-        if self.t_values is not None and (not self.t_values or any(not 0.0 < t <= 1.0 for t in self.t_values)):
-            raise ValueError(f"t_values must be non-empty and in (0, 1], got {self.t_values!r}")
-        _at_least(self, ("clips",), 1)
-
-
-@dataclass(frozen=True)
-class EvaluatorConfig:
-    """How a trained candidate is scored. ``flow_loss``: validation flow-matching loss on
-    ``val_clips`` fixed clips at the fixed ``t_values`` with fixed noise (``noise_seed``).
-    ``prompt_suite``: ``prompts`` held-out captions sampled with ``sample_steps`` Euler
-    steps (``guidance_scale`` > 1 turns on classifier-free guidance). ``caption_discrimination``:
-    see :class:`DiscriminationConfig`. ``weighted``: ``Σ wᵢ·qualityᵢ / Σ wᵢ`` over the evaluators
-    named in ``components`` (name → weight), each built from this same section, every
-    component's breakdown kept under ``name/``."""
+    registry: ClassVar[str] = "evaluators.scores:EVALUATORS"
+    section: ClassVar[str] = "evaluator"
+    formerly: ClassVar[dict[str, str]] = {"discrimination": "caption_discrimination"}
 
     name: str = "flow_loss"
-    t_values: tuple[float, ...] = (0.3, 0.5, 0.7)
-    val_clips: int = 32
+    options: Any = None  # parsed by the evaluator's Options
     noise_seed: int = 1234
-    prompts: int = 64
-    sample_steps: int = 8
-    guidance_scale: float = 1.0
-    vbench: VBenchConfig = VBenchConfig()
-    discrimination: DiscriminationConfig = DiscriminationConfig()
-    components: dict[str, float] = field(default_factory=dict)
-    # The noise prior scoring and sampling use; CandidateRunner sets it to train.noise_correlation,
-    # the prior the model was trained with.
     noise_correlation: float = 0.0
-
-    def __post_init__(self):
-        from evaluators.scores import EVALUATORS
-
-        if self.name not in EVALUATORS:
-            raise ValueError(f"name: unknown evaluator {self.name!r}; allowed: {', '.join(EVALUATORS.names())}")
-        for comp, weight in self.components.items():
-            if comp not in EVALUATORS or comp == "weighted":
-                allowed = ", ".join(n for n in EVALUATORS.names() if n != "weighted")
-                raise ValueError(f"components: unknown evaluator {comp!r}; allowed: {allowed}")
-            if not weight > 0:
-                raise ValueError(f"components.{comp}: weight must be positive, got {weight!r}")
-        if self.name == "weighted" and not self.components:
-            raise ValueError("components: evaluator weighted needs at least one component, "
-                             "e.g. {flow_loss: 0.5, caption_discrimination: 0.5}")
-        if not self.t_values or any(not 0.0 < t <= 1.0 for t in self.t_values):
-            raise ValueError(f"t_values must be non-empty and in (0, 1], got {self.t_values!r}")
-        _at_least(self, ("val_clips", "prompts", "sample_steps"), 1)
-        if self.guidance_scale < 1.0:
-            raise ValueError(f"guidance_scale must be at least 1 (1 = no guidance), got {self.guidance_scale}")

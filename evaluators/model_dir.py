@@ -161,7 +161,7 @@ def evaluate_model(path: str | Path, workdir: str | Path, evaluator: str | None 
     exp = trained.meta["experiment"]
     ev = parse(EvaluatorConfig, exp.get("evaluator", {}), "evaluator")
     if evaluator:
-        ev = dataclasses.replace(ev, name=evaluator)
+        ev = ev.switch(evaluator)
     data = parse(DataConfig, exp.get("data", {}), "data")
     record_path = Path(path) / "training.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}

@@ -1,4 +1,5 @@
-"""The ``lut`` section of an experiment: how the lookup table is built or where it is loaded.
+"""The ``lut`` section of an experiment: how the lookup table is built or where it is loaded
+(each backend's options are declared beside it, in ``lookup_tables.profilers``).
 
 The dtype of every measurement is the space's (``space.dtype``); the measurement protocol
 (warm-up, repeats, threads) is recorded in the table's sidecar.
@@ -6,9 +7,9 @@ The dtype of every measurement is the space's (``space.dtype``); the measurement
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-COREML_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")  # Core ML compute units
+from core.config import PluginSection, to_dict
 
 
 def _positive_ints(values, name: str) -> None:
@@ -51,44 +52,35 @@ class GridConfig:
 
 
 @dataclass(frozen=True)
-class LutConfig:
-    """``backend`` (torch, coreml, analytic) on ``device`` (cpu, cuda, cuda:N, mps; for
-    analytic a device spec name). ``path``: an existing table to load (None: build one)."""
+class LutConfig(PluginSection):
+    """``backend`` (a registered profiler: torch, onnxruntime, coreml, analytic) on ``device``
+    (cpu, cuda, cuda:N, mps; coreml: a compute unit; analytic: a device spec name), with that
+    backend's ``options`` (torch: ``threads``, ``clock``; onnxruntime: ``threads``; analytic:
+    ``device_spec``). ``path``: an existing table to load (None: build one). Every backend
+    shares the protocol (``warmup``, ``repeats``), the memory limit and the grid."""
+
+    registry: ClassVar[str] = "lookup_tables.profilers.base:PROFILERS"
+    plugin_key: ClassVar[str] = "backend"
+    section: ClassVar[str] = "lut"
 
     backend: str = "torch"
+    options: Any = None  # parsed by the backend's Options
     device: str = "cpu"
     path: str | None = None
     warmup: int = 10
     repeats: int = 50
-    threads: int = 1  # CPU threads while measuring: 1 gives 3-5 % noise, 2 gives 13-26 %
-    # wall: elapsed time. thread: CPU time of the measuring thread (cpu, one thread only), what
-    # the work takes when nothing else preempts it: on a shared machine the stable choice.
-    clock: Literal["wall", "thread"] = "wall"
     memory_limit_mib: float | None = None  # measured or estimated peak above this: status oom
     # during a campaign, measure an estimated entry whose stated latency error exceeds this
     # (ms) on the campaign's device before deciding on it (None: decide on the estimate)
     measure_unsure_ms: float | None = None
-    device_spec: str | None = None  # analytic: a spec in lookup_tables/device_specs (default: device)
     grid: GridConfig | None = None
 
     def __post_init__(self):
-        from lookup_tables.profilers.base import PROFILERS
-
-        if self.backend not in PROFILERS:
-            raise ValueError(f"backend {self.backend!r}; allowed: {', '.join(PROFILERS.names())}")
-        if self.backend == "torch" and not _torch_device_ok(self.device):
-            raise ValueError(f"device {self.device!r}; allowed for torch: cpu, cuda, cuda:N, mps")
-        if self.backend == "coreml" and self.device.upper() not in COREML_UNITS:
-            raise ValueError(f"device {self.device!r}; allowed for coreml: {', '.join(COREML_UNITS)}")
+        super().__post_init__()
         if self.warmup < 0:
             raise ValueError("warmup must be non-negative")
         if self.repeats < 3:
             raise ValueError("repeats must be at least 3 (median, p10, p90)")
-        if self.threads < 1:
-            raise ValueError("threads must be at least 1")
-        if self.clock == "thread" and (self.backend != "torch" or self.device != "cpu" or self.threads != 1):
-            raise ValueError("clock 'thread' needs backend torch on device cpu with threads 1 "
-                             "(other threads' and devices' time is not the measuring thread's)")
         if self.memory_limit_mib is not None and self.memory_limit_mib <= 0:
             raise ValueError("memory_limit_mib must be positive")
         if self.measure_unsure_ms is not None and self.measure_unsure_ms < 0:
@@ -99,11 +91,5 @@ class LutConfig:
         return None if self.memory_limit_mib is None else int(self.memory_limit_mib * 1024 * 1024)
 
     def protocol(self) -> dict:
-        return {"warmup": self.warmup, "repeats": self.repeats, "threads": self.threads, "clock": self.clock,
+        return {"warmup": self.warmup, "repeats": self.repeats, **to_dict(self.options),
                 "memory_limit_mib": self.memory_limit_mib, "statistic": "median (p10, p90)"}
-
-
-def _torch_device_ok(device: str) -> bool:
-    if device in ("cpu", "cuda", "mps"):
-        return True
-    return device.startswith("cuda:") and device[5:].isdigit()

@@ -47,7 +47,7 @@ def rss_peaks(space, archs: list, lut_config, op_options: dict | None = None, ti
     request = pickle.dumps({"space": space.config, "archs": [str(a) for a in archs], "lut": lut_config,
                             "dtype": space.config.dtype, "op_options": op_options or {}})
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD), MALLOC_TRIM_THRESHOLD_="0",
-               OMP_NUM_THREADS=str(lut_config.threads))
+               OMP_NUM_THREADS=str(lut_config.options.threads))
     env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
     proc = subprocess.run([sys.executable, "-m", "lookup_tables.rss"], input=request, capture_output=True,
                           env=env, timeout=timeout)
@@ -68,7 +68,7 @@ def _worker() -> None:
     from search_spaces.space import SearchSpace
 
     req = pickle.loads(sys.stdin.buffer.read())
-    torch.set_num_threads(req["lut"].threads)
+    torch.set_num_threads(req["lut"].options.threads)
     space = SearchSpace(req["space"])
     profiler = TorchProfiler(req["lut"], req["dtype"], req["op_options"])
     for text in req["archs"]:

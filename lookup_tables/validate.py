@@ -23,6 +23,7 @@ import dataclasses
 import math
 import random
 
+from core.config import to_dict
 from core.errors import ConfigError
 from lookup_tables.config import LutConfig
 from lookup_tables.errors import DeviceMismatchError, LutError
@@ -378,17 +379,25 @@ def _median(values):
 
 
 def table_protocol(table, base: LutConfig, repeats: int | None = None, warmup: int | None = None) -> LutConfig:
-    """The protocol ``table`` was measured with (device, threads, clock, repeats, warm-up),
-    on top of ``base`` for anything the table does not record: validation measures whole
-    networks the same way the table measured their parts."""
+    """The protocol ``table`` was measured with (backend, device, the backend's options such as
+    threads and clock, repeats, warm-up), on top of ``base`` for anything the table does not
+    record: validation measures whole networks the same way the table measured their parts."""
     fp, proto = table.fingerprint, table.meta.get("protocol", {})
-    changes = {"backend": fp.get("backend", base.backend), "device": fp.get("device", base.device),
-               "threads": fp.get("threads", base.threads), "clock": fp.get("clock", base.clock)}
+    backend = fp.get("backend", base.backend)
+    options = to_dict(base.options) if backend == base.backend else {}
+    try:
+        own = {f.name for f in dataclasses.fields(LutConfig.options_class(backend))}
+    except ConfigError:
+        own = set()  # a backend this install lacks: the replace below names it
+    options.update({k: v for k, v in fp.items() if k in own and isinstance(v, (str, int, float))})
+    changes = {"backend": backend, "device": fp.get("device", base.device), "options": options}
     for key, given in (("repeats", repeats), ("warmup", warmup)):
         value = given if given is not None else proto.get(key)
         if value is not None:
             changes[key] = value
     try:
         return dataclasses.replace(base, **changes)
+    except ConfigError:
+        raise
     except ValueError as exc:
         raise ConfigError(f"lut: {exc}") from None

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from core.budgets import Budgets
-from core.config import load_yaml, parse, to_dict
+from core.config import PluginSection, load_yaml, parse, to_dict
 from evaluators.config import DataConfig, EvaluatorConfig, TrainConfig
 from lookup_tables.config import LutConfig
 from search_spaces.space import SpaceConfig
@@ -28,8 +28,9 @@ class ReferencePoint:
 
 
 @dataclass(frozen=True)
-class SearchConfig:
-    """The ``search`` section: which strategy, how much training, where it runs.
+class SearchConfig(PluginSection):
+    """The ``search`` section: which strategy (``options``: that strategy's ``Options``),
+    how much training, where it runs.
 
     ``steps`` is K, the brief training per candidate (default: ``train.steps``); ``max_train_steps`` the whole
     campaign's training budget (the same for every strategy, so they compare fairly).
@@ -39,8 +40,12 @@ class SearchConfig:
     is each Ray actor's share of a GPU: it trains on the GPU Ray assigns (``train.device: cuda``).
     """
 
+    registry: ClassVar[str] = "nas.strategies:STRATEGIES"
+    plugin_key: ClassVar[str] = "strategy"
+    section: ClassVar[str] = "search"
+
     strategy: str = "snapgen"
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Any = None  # parsed by the strategy's Options
     steps: int | None = None  # K; None: the train section's steps
     max_train_steps: int | None = None
     max_rounds: int = 50
@@ -57,6 +62,7 @@ class SearchConfig:
     reference_point: ReferencePoint = field(default_factory=ReferencePoint)
 
     def __post_init__(self):
+        super().__post_init__()
         for name in ("steps", "max_rounds", "max_train_steps"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -67,11 +73,6 @@ class SearchConfig:
             raise ValueError("timeout_s must be positive")
         if self.gpus_per_worker < 0:
             raise ValueError(f"gpus_per_worker must be 0 or more (fractions share a GPU), got {self.gpus_per_worker}")
-        from nas.strategies import STRATEGIES
-
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy {self.strategy!r} is not known; allowed: {', '.join(STRATEGIES.names())}")
-        parse(STRATEGIES.get(self.strategy).Options, self.options, "search.options")
 
 
 @dataclass(frozen=True)

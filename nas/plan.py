@@ -27,8 +27,7 @@ def dry_run(exp: Experiment) -> dict:
     from lookup_tables.prune import prune
 
     space = SearchSpace(exp.space)
-    lut = LutConfig(backend="analytic", device=exp.lut.device_spec or exp.lut.device) \
-        if exp.lut.backend != "analytic" else exp.lut
+    lut = exp.lut if exp.lut.backend == "analytic" else LutConfig(backend="analytic", device=exp.lut.device)
     with tempfile.TemporaryDirectory() as tmp:
         table = build_table(space, replace(lut, path=None), Path(tmp) / "analytic.parquet", progress=False)
     predict = TableCost(table, space)

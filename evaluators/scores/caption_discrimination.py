@@ -26,16 +26,40 @@ per attribute, plus the chance level of each.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 
+from evaluators.config import at_least
 from evaluators.data import DataError
 from evaluators.flow import TIMESTEP_SCALE, interpolate, velocity_target, video_noise
-from evaluators.scores.base import Evaluator, Score, register_evaluator
+from evaluators.scores.base import Evaluator, Score, check_t_values, register_evaluator
 from evaluators.synth import COLOURS, MOTIONS, OBJECTS, SPEEDS, caption_of
 from evaluators.text import ENCODERS, text_encoder
 
 CHUNK = 64  # (clip, caption) pairs per forward
 LABELS = {"motion": ("motion", "speed"), "speed": ("motion", "speed"), "colour": ("colour",), "object": ("object",)}
+ATTRIBUTES = tuple(LABELS)
+
+
+@dataclass(frozen=True)
+class DiscriminationOptions:
+    """``attributes`` to discriminate; the first ``clips`` held-out clips at ``t_values``;
+    ``subtract_backbone`` and ``quality`` (``accuracy`` or ``margin``) as the module says."""
+
+    attributes: tuple[str, ...] = ATTRIBUTES
+    t_values: tuple[float, ...] = (0.3, 0.5, 0.7)
+    clips: int = 32
+    subtract_backbone: bool = True
+    quality: Literal["accuracy", "margin"] = "accuracy"
+
+    def __post_init__(self):
+        if not self.attributes or any(a not in ATTRIBUTES for a in self.attributes):
+            raise ValueError(f"attributes must be a non-empty subset of {', '.join(ATTRIBUTES)}, "
+                             f"got {self.attributes!r}")
+        check_t_values(self.t_values)
+        at_least(self, ("clips",), 1)
 
 
 def alternatives(attribute: str, obj: str, colour: str, motion: str, speed: str) -> list[str]:
@@ -67,12 +91,13 @@ def backbone_only(model):
 
 @register_evaluator("caption_discrimination")
 class CaptionDiscriminationEvaluator(Evaluator):
+    Options = DiscriminationOptions
+
     def __init__(self, config, data, device="cpu"):
         super().__init__(config, data, device)
-        cfg = config.discrimination
-        self.attributes = tuple(cfg.attributes)
-        self.t_values = tuple(cfg.t_values or config.t_values)
-        val = data.load("val", cfg.clips or config.val_clips)
+        self.attributes = self.options.attributes
+        self.t_values = self.options.t_values
+        val = data.load("val", self.options.clips)
         needed = sorted({k for a in self.attributes for k in LABELS[a]})
         missing = [k for k in needed if k not in val.labels]
         if missing:
@@ -132,7 +157,7 @@ class CaptionDiscriminationEvaluator(Evaluator):
 
     def losses(self, model) -> torch.Tensor:
         loss = self.pair_losses(model)
-        if self.config.discrimination.subtract_backbone and hasattr(model, "unet"):
+        if self.options.subtract_backbone and hasattr(model, "unet"):
             key = id(model.unet)
             if key not in self._backbone_cache:
                 self._backbone_cache[key] = self.pair_losses(backbone_only(model))
@@ -160,5 +185,5 @@ class CaptionDiscriminationEvaluator(Evaluator):
             raise DataError("caption_discrimination: no held-out clip has an alternative caption for "
                             f"{', '.join(self.attributes)}")
         breakdown["accuracy"], breakdown["margin"] = sum(accs) / len(accs), sum(margins) / len(margins)
-        quality = breakdown["margin"] if self.config.discrimination.quality == "margin" else breakdown["accuracy"]
+        quality = breakdown["margin"] if self.options.quality == "margin" else breakdown["accuracy"]
         return Score(quality, breakdown)

@@ -10,22 +10,37 @@ moving and on static clips (the cheap proxy for motion that STACK.md suggests).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from evaluators.config import at_least
 from evaluators.flow import flow_loss, video_noise
-from evaluators.scores.base import Evaluator, Score, register_evaluator
+from evaluators.scores.base import Evaluator, Score, check_t_values, register_evaluator
 
 CHUNK = 16  # clips per forward
 
 
+@dataclass(frozen=True)
+class FlowLossOptions:
+    t_values: tuple[float, ...] = (0.3, 0.5, 0.7)
+    val_clips: int = 32
+
+    def __post_init__(self):
+        check_t_values(self.t_values)
+        at_least(self, ("val_clips",), 1)
+
+
 @register_evaluator("flow_loss")
 class FlowLossEvaluator(Evaluator):
+    Options = FlowLossOptions
+
     def __init__(self, config, data, device="cpu"):
         super().__init__(config, data, device)
-        val = data.load("val", config.val_clips)
+        val = data.load("val", self.options.val_clips)
         self.x0, self.text = val.latents, val.text
         gen = torch.Generator().manual_seed(config.noise_seed)
-        self.noise = video_noise((len(config.t_values), *self.x0.shape), gen, config.noise_correlation)
+        self.noise = video_noise((len(self.options.t_values), *self.x0.shape), gen, config.noise_correlation)
         self.moving = None
         if "motion" in val.labels:
             self.moving = torch.tensor([m != "none" for m in val.labels["motion"]])
@@ -34,8 +49,8 @@ class FlowLossEvaluator(Evaluator):
     @torch.no_grad()
     def per_clip_loss(self, model) -> torch.Tensor:
         """(len(t_values), clips) losses."""
-        out = torch.empty(len(self.config.t_values), len(self.x0))
-        for i, t in enumerate(self.config.t_values):
+        out = torch.empty(len(self.options.t_values), len(self.x0))
+        for i, t in enumerate(self.options.t_values):
             for start in range(0, len(self.x0), CHUNK):
                 sl = slice(start, start + CHUNK)
                 x0, text = self.x0[sl].to(self.device), self.text[sl].to(self.device)
@@ -47,7 +62,7 @@ class FlowLossEvaluator(Evaluator):
         loss = self.per_clip_loss(model).double()
         base = self.baseline.double()
         breakdown = {"loss": loss.mean().item()}
-        for i, t in enumerate(self.config.t_values):
+        for i, t in enumerate(self.options.t_values):
             breakdown[f"loss_t{t:g}"] = loss[i].mean().item()
         if self.moving is not None and self.moving.any() and (~self.moving).any():
             breakdown["loss_moving"] = loss[:, self.moving].mean().item()

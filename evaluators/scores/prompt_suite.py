@@ -21,7 +21,7 @@ import torch
 
 from evaluators.data import DataError, latents_to_frames
 from evaluators.flow import euler_sample, video_noise
-from evaluators.scores.base import Evaluator, Score, register_evaluator
+from evaluators.scores.base import Evaluator, SamplingOptions, Score, register_evaluator
 from evaluators.synth import COLOURS, MOTIONS, OBJECTS, RADIUS, shape_mask
 
 FOREGROUND = 0.3  # brightest channel above this is foreground (the background is black)
@@ -102,10 +102,11 @@ def suite_scores(frames: torch.Tensor, labels: dict[str, list[str]], templates: 
 @register_evaluator("prompt_suite")
 class PromptSuiteEvaluator(Evaluator):
     PARTS = ("colour", "object", "motion", "flicker")
+    Options = SamplingOptions
 
     def __init__(self, config, data, device="cpu"):
         super().__init__(config, data, device)
-        val = data.load("val", config.prompts)
+        val = data.load("val", self.options.prompts)
         missing = [k for k in ("object", "colour", "motion") if k not in val.labels]
         if missing:
             raise DataError(f"evaluator prompt_suite needs labels {', '.join(missing)} in {data.root}; it scores "
@@ -124,7 +125,7 @@ class PromptSuiteEvaluator(Evaluator):
         for start in range(0, len(self.noise), 16):
             sl = slice(start, start + 16)
             latents = euler_sample(model, self.noise[sl].to(self.device), self.text[sl].to(self.device),
-                                   self.config.sample_steps, self.config.guidance_scale)
+                                   self.options.sample_steps, self.options.guidance_scale)
             out.append(latents_to_frames(latents).cpu())
         return torch.cat(out)
 

@@ -9,7 +9,7 @@ Quality is VBench's: the weighted mean of the chosen quality dimensions (dynamic
 weighs 0.5), the mean of the chosen semantic ones, and ``(4·Q + S)/5`` when both occur.
 
 VBench downloads its models at evaluation time, which these machines cannot do: the
-adapter reads them from a local cache directory (``evaluator.vbench.cache_dir``, else
+adapter reads them from a local cache directory (``evaluator.options.cache_dir``, else
 ``$VBENCH_CACHE_DIR``, else ``~/.cache/vbench``) and refuses, in one line naming the file
 and the dimension, when one is missing. ``temporal_flickering`` needs no weights.
 """
@@ -18,14 +18,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from core.errors import HwnasError, one_line
+from evaluators.config import at_least
 from evaluators.data import latents_to_frames
 from evaluators.flow import euler_sample, video_noise
-from evaluators.scores.base import Evaluator, Score, register_evaluator
+from evaluators.scores.base import Evaluator, SamplingOptions, Score, register_evaluator
 from evaluators.text import text_encoder
 
 # VBench's published normalisation bounds and weights (its scripts/constant.py).
@@ -70,10 +72,10 @@ class VBenchError(HwnasError):
 
 def check_dimensions(dimensions) -> None:
     if not dimensions:
-        raise ValueError("vbench.dimensions: give at least one dimension")
+        raise ValueError("dimensions: give at least one dimension")
     for dim in dimensions:
         if dim not in BOUNDS:
-            raise ValueError(f"vbench.dimensions: unknown dimension {dim!r}; allowed: {', '.join(BOUNDS)}")
+            raise ValueError(f"dimensions: unknown dimension {dim!r}; allowed: {', '.join(BOUNDS)}")
 
 
 def cache_dir(configured: str | None) -> Path:
@@ -86,7 +88,7 @@ def check_weights(dimensions, root: Path) -> None:
         for rel in WEIGHT_FILES[dim]:
             if not (root / rel).is_file():
                 raise VBenchError(f"vbench dimension {dim} needs {root / rel}, which is missing; put VBench's "
-                                  f"weights in evaluator.vbench.cache_dir (nothing is downloaded)")
+                                  f"weights in evaluator.options.cache_dir (nothing is downloaded)")
 
 
 def normalise(dimension: str, value: float) -> float:
@@ -146,19 +148,38 @@ def standard_prompts(full_info: Path, dimension: str, limit: int | None) -> list
     return prompts[:limit]
 
 
+@dataclass(frozen=True)
+class VBenchOptions(SamplingOptions):
+    """VBench ``dimensions``, the local weight cache ``cache_dir`` (default: $VBENCH_CACHE_DIR
+    or ~/.cache/vbench), ``videos_per_prompt``, ``max_prompts`` per dimension (None: the whole
+    standard suite) and the written videos' ``fps``; sampling as ``prompt_suite``."""
+
+    dimensions: tuple[str, ...] = ("overall_consistency", "object_class", "color")
+    cache_dir: str | None = None
+    videos_per_prompt: int = 1
+    max_prompts: int | None = None
+    fps: int = 8
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_dimensions(self.dimensions)
+        at_least(self, ("videos_per_prompt", "max_prompts", "fps"), 1)
+
+
 @register_evaluator("vbench")
 class VBenchEvaluator(Evaluator):
+    Options = VBenchOptions
+
     def __init__(self, config, data, device="cpu"):
         super().__init__(config, data, device)
-        self.cfg = config.vbench
-        self.root = cache_dir(self.cfg.cache_dir)
-        check_weights(self.cfg.dimensions, self.root)
+        self.root = cache_dir(self.options.cache_dir)
+        check_weights(self.options.dimensions, self.root)
         os.environ["VBENCH_CACHE_DIR"] = str(self.root)
         self.VBench = _import_vbench()
         import vbench
 
         self.full_info = Path(vbench.__file__).parent / "VBench_full_info.json"
-        val = data.load("val", config.prompts)
+        val = data.load("val", self.options.prompts)
         self.captions = list(dict.fromkeys(val.captions))
         encoder = str(data.meta.get("encoder", "builtin")).split("(")[0]
         self.encode = text_encoder(encoder, *data.text_shape)
@@ -166,22 +187,22 @@ class VBenchEvaluator(Evaluator):
     def _write_videos(self, model, prompts: list[str], out: Path) -> None:
         gen = torch.Generator().manual_seed(self.config.noise_seed)
         shape = self.data.latent_shape
-        for i in range(self.cfg.videos_per_prompt):
+        for i in range(self.options.videos_per_prompt):
             for start in range(0, len(prompts), 16):
                 chunk = prompts[start:start + 16]
                 noise = video_noise((len(chunk), *shape), gen, self.config.noise_correlation).to(self.device)
-                latents = euler_sample(model, noise, self.encode(chunk).to(self.device), self.config.sample_steps,
-                                       self.config.guidance_scale)
+                latents = euler_sample(model, noise, self.encode(chunk).to(self.device), self.options.sample_steps,
+                                       self.options.guidance_scale)
                 for prompt, video in zip(chunk, latents_to_frames(latents).cpu()):
-                    write_mp4(out / video_name(prompt, i), video, self.cfg.fps)
+                    write_mp4(out / video_name(prompt, i), video, self.options.fps)
 
     def score(self, model) -> Score:
         raw: dict[str, float] = {}
         with tempfile.TemporaryDirectory(prefix="hwnas-vbench-") as tmp:
-            for dim in self.cfg.dimensions:
+            for dim in self.options.dimensions:
                 standard = dim in STANDARD_ONLY
-                prompts = (standard_prompts(self.full_info, dim, self.cfg.max_prompts) if standard
-                           else self.captions[: self.cfg.max_prompts])
+                prompts = (standard_prompts(self.full_info, dim, self.options.max_prompts) if standard
+                           else self.captions[: self.options.max_prompts])
                 videos = Path(tmp) / dim
                 videos.mkdir()
                 self._write_videos(model, prompts, videos)

@@ -49,7 +49,7 @@ def protocol_experiment(args) -> Experiment:
     base = Experiment.load(ROOT / "experiments" / "tiny.yaml")
     space = dataclasses.replace(base.space, max_layers=1, ops=tuple(args.ops.split(",")))
     train = dataclasses.replace(base.train, steps=args.steps)
-    evaluator = dataclasses.replace(base.evaluator, val_clips=args.val_clips)
+    evaluator = base.evaluator.with_options(val_clips=args.val_clips)
     search = dataclasses.replace(base.search, workers=args.workers, workdir=args.workdir, max_train_steps=None)
     return dataclasses.replace(base, name="tabular", space=space, train=train, evaluator=evaluator, search=search)
 

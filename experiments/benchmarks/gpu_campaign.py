@@ -167,7 +167,7 @@ def main() -> None:
         "data": {"dir": str(data)},
         "train": {"steps": args.steps, "batch": args.batch, "lr": 1e-4, "device": device,
                   **({"threads": 1} if args.smoke else {})},
-        "evaluator": {"name": "flow_loss", "t_values": [0.5, 0.7], "val_clips": 4 if args.smoke else 8},
+        "evaluator": {"name": "flow_loss", "options": {"t_values": [0.5, 0.7], "val_clips": 4 if args.smoke else 8}},
         "search": {"strategy": "snapgen", "options": {"combine": "rank", "evaluate": "eligible"},
                    "max_train_steps": args.max_train_steps, "workers": workers,
                    "gpus_per_worker": args.gpus_per_worker if device == "cuda" else 0.0,

@@ -34,7 +34,7 @@ def main():
     p.add_argument("--repeats", type=int, default=20)
     args = p.parse_args()
     exp = Experiment.load(ROOT / "experiments" / "tiny.yaml")
-    cfg = dataclasses.replace(exp.lut, backend="onnxruntime", device="cpu", clock="wall", threads=1,
+    cfg = dataclasses.replace(exp.lut, backend="onnxruntime", device="cpu", options={"threads": 1},
                               repeats=args.repeats, warmup=3)
     space = SearchSpace(exp.space)
     result = {"machine": machine(), "protocol": cfg.protocol(), "config": "experiments/tiny.yaml"}

@@ -67,8 +67,8 @@ def main() -> None:
     torch.set_num_threads(1)
     space = SearchSpace.from_dict(load_yaml(args.config)["space"])
     clock = "thread" if args.device == "cpu" else "wall"
-    cfg = LutConfig(device=args.device, clock=clock)  # 10 warm-up calls, 50 repeats, 1 thread
-    check = LutConfig(device=args.device, clock=clock, warmup=3, repeats=args.rounds)
+    cfg = LutConfig(device=args.device, options={"clock": clock})  # 10 warm-up calls, 50 repeats, 1 thread
+    check = LutConfig(device=args.device, options={"clock": clock}, warmup=3, repeats=args.rounds)
     result = {"machine": machine(), "device": args.device, "space": Path(args.config).name,
               "protocol": cfg.protocol(), "validation_protocol": check.protocol()}
     t0 = time.perf_counter()

@@ -43,13 +43,13 @@ def main() -> None:
     torch.set_num_threads(1)
     data = load_yaml(ROOT / "experiments" / "tiny.yaml")["space"]
     space_b = SearchSpace.from_dict(dict(data, video={"frames": 12, "height": 12, "width": 12}, text={"tokens": 6}))
-    cfg = LutConfig(repeats=args.repeats, warmup=5, clock="thread")  # as experiments/tiny.yaml
+    cfg = LutConfig(repeats=args.repeats, warmup=5, options={"clock": "thread"})  # as experiments/tiny.yaml
     result = {"machine": machine(), "grid": {k: list(v) if isinstance(v, tuple) else v
                                              for k, v in GRID.__dict__.items()},
               "space_b": {"video": [12, 12, 12], "text_tokens": 6}, "protocol": cfg.protocol()}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        grid_only = LutConfig(repeats=args.repeats, warmup=5, clock="thread", grid=GRID)
+        grid_only = LutConfig(repeats=args.repeats, warmup=5, options={"clock": "thread"}, grid=GRID)
         table_a = build_table(None, grid_only, Path(tmp) / "a.parquet", progress=False)
         result["grid_build_seconds"] = time.perf_counter() - t0
         result["grid_rows"] = len(table_a)

@@ -43,7 +43,7 @@ def run(device: str, samples: int, repeats: int, out_dir: str | None, name: str,
     torch.set_num_threads(1)
     space = SearchSpace.from_dict(load_yaml(ROOT / "experiments" / "tiny.yaml")["space"])
     clock = "thread" if device == "cpu" else "wall"  # as experiments/tiny.yaml (see its lut section)
-    cfg = LutConfig(device=device, clock=clock)  # 10 warm-up calls, 50 repeats, 1 thread
+    cfg = LutConfig(device=device, options={"clock": clock})  # 10 warm-up calls, 50 repeats, 1 thread
     result = {"machine": machine(), "device": device, "space": "experiments/tiny.yaml", "protocol": cfg.protocol()}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -52,7 +52,7 @@ def run(device: str, samples: int, repeats: int, out_dir: str | None, name: str,
         result["rows"] = len(table)
         result["fingerprint"] = table.fingerprint
         result["estimator_loo"] = table.estimator.loo_report()
-        check = LutConfig(device=device, repeats=repeats, clock=clock)
+        check = LutConfig(device=device, repeats=repeats, options={"clock": clock})
         passes = [validate(table, space, check, samples=samples, seed=0, passes=1) for _ in range(2)]
         if keep_table is not None:
             table.save(keep_table)

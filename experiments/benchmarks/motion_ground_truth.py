@@ -61,13 +61,11 @@ def configs(args):
                                                                             "cross_attn3d", "self_attn3d")
                                           if args.attn_lr_scale != 1.0})
     ev = dataclasses.replace(exp.evaluator, noise_correlation=args.noise_correlation)
-    suite = dataclasses.replace(ev, name="prompt_suite", prompts=args.prompts,
-                                sample_steps=args.sample_steps, guidance_scale=args.guidance)
-    disc = dataclasses.replace(ev, name="caption_discrimination", val_clips=args.disc_clips,
-                               t_values=tuple(args.disc_t), discrimination=dataclasses.replace(
-                                   ev.discrimination, attributes=tuple(args.disc_attributes), quality="margin")
-                               ) if args.discrimination else None
-    flow = dataclasses.replace(ev, name="flow_loss", val_clips=64)
+    suite = ev.switch("prompt_suite", prompts=args.prompts, sample_steps=args.sample_steps,
+                      guidance_scale=args.guidance)
+    disc = ev.switch("caption_discrimination", clips=args.disc_clips, t_values=tuple(args.disc_t),
+                     attributes=tuple(args.disc_attributes), quality="margin") if args.discrimination else None
+    flow = ev.switch("flow_loss", val_clips=64)
     return space, data, train, suite, disc, flow
 
 
@@ -85,8 +83,8 @@ def contact_sheet(suite, model, path: Path, per_motion: int = 2) -> Path:
     labels = suite.labels["motion"]
     rows = [i for m in ("left", "right", "up", "down", "none") for i in [j for j, x in enumerate(labels) if x == m][:per_motion]]
     with torch.no_grad():
-        frames = latents_to_frames(euler_sample(model, suite.noise[rows], suite.text[rows], suite.config.sample_steps,
-                                                suite.config.guidance_scale))
+        frames = latents_to_frames(euler_sample(model, suite.noise[rows], suite.text[rows], suite.options.sample_steps,
+                                                suite.options.guidance_scale))
     read = motion_of(foreground(frames))
     scale, label_w = 8, 300
     t, h, w = frames.shape[1], frames.shape[3] * scale, frames.shape[4] * scale

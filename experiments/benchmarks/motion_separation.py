@@ -56,10 +56,10 @@ def main() -> None:
     data = DataConfig(videos=args.videos, val_videos=args.prompts)
     train = dataclasses.replace(exp.train, device=args.device, batch=args.batch, threads=None,
                                 pretrain=PretrainConfig(steps=args.pretrain_steps, batch=64, lr=2e-3))
-    suite = dataclasses.replace(exp.evaluator, name="prompt_suite", prompts=args.prompts, sample_steps=16)
+    suite = exp.evaluator.switch("prompt_suite", prompts=args.prompts, sample_steps=16)
     runner = CandidateRunner(exp.space, data, train, suite, Path(tempfile.mkdtemp(prefix="hwnas-motion-")))
     info = runner.prepare()
-    flow = create_evaluator(dataclasses.replace(exp.evaluator, val_clips=args.prompts), runner.dataset,
+    flow = create_evaluator(exp.evaluator.switch("flow_loss", val_clips=args.prompts), runner.dataset,
                             runner.device)
     checkpoints = [int(c) for c in args.checkpoints.split(",")]
     out = {"device": args.device, "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,

@@ -58,7 +58,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     exp = Experiment.load(ROOT / "experiments" / "tiny.yaml")
-    exp = dataclasses.replace(exp, evaluator=dataclasses.replace(exp.evaluator, val_clips=16))
+    exp = dataclasses.replace(exp, evaluator=exp.evaluator.with_options(val_clips=16))
     spec = RunnerSpec(exp, args.workdir)
     runner = spec()
     runner.prepare()

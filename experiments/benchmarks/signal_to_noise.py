@@ -36,7 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from _machine import machine, write  # noqa: E402
 
+from core.config import to_dict  # noqa: E402
 from evaluators import CandidateRunner  # noqa: E402
+from evaluators.scores.weighted import Component  # noqa: E402
 from nas.config import Experiment  # noqa: E402
 
 
@@ -74,6 +76,25 @@ def key_ratios(baseline: dict, rows: list[dict], children: list[tuple[str, list]
     return out
 
 
+def evaluator_config(configured, args):
+    """``--evaluator`` (default: the config's) with ``--val-clips``/``--t-values`` and, for
+    caption_discrimination, ``--disc-quality``; ``weighted`` not configured: flow_loss and
+    caption_discrimination, 1:1, each with those options."""
+    def overrides(name: str) -> dict:
+        given = {"val_clips" if name == "flow_loss" else "clips": args.val_clips,
+                 "t_values": tuple(args.t_values) if args.t_values else None,
+                 "quality": args.disc_quality if name == "caption_discrimination" else None}
+        return {k: v for k, v in given.items() if v is not None and name in ("flow_loss", "caption_discrimination")}
+
+    name = args.evaluator or configured.name
+    if name != "weighted":
+        return configured.switch(name, **overrides(name))
+    parts = (configured.options.components if configured.name == "weighted"
+             else [Component("flow_loss"), Component("caption_discrimination")])
+    return configured.switch("weighted", components=[
+        {"name": c.name, "weight": c.weight, "options": {**to_dict(c.options), **overrides(c.name)}} for c in parts])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default=str(ROOT / "experiments" / "tiny.yaml"))
@@ -94,16 +115,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     exp = Experiment.load(args.config)
-    name = args.evaluator or exp.evaluator.name
-    components = exp.evaluator.components or ({"flow_loss": 1.0, "caption_discrimination": 1.0}
-                                              if name == "weighted" else {})
-    evaluator = dataclasses.replace(exp.evaluator, name=name, components=components)
-    if args.val_clips:
-        evaluator = dataclasses.replace(evaluator, val_clips=args.val_clips)
-    if args.t_values:
-        evaluator = dataclasses.replace(evaluator, t_values=tuple(args.t_values))
-    evaluator = dataclasses.replace(evaluator, discrimination=dataclasses.replace(
-        evaluator.discrimination, quality=args.disc_quality))
+    evaluator = evaluator_config(exp.evaluator, args)
     train = dataclasses.replace(exp.train, device=args.device, lr=args.lr or exp.train.lr,
                                 lr_scale={op: args.attn_lr_scale for op in ("cross_attn1d", "self_attn1d")
                                           if args.attn_lr_scale != 1.0})

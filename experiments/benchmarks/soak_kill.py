@@ -47,7 +47,7 @@ def config(tmp: Path) -> Path:
     cfg["data"].update(videos=96, val_videos=16)
     cfg["train"].update(steps=10)
     cfg["train"]["pretrain"].update(steps=120)
-    cfg["evaluator"].update(val_clips=8)
+    cfg["evaluator"]["options"].update(val_clips=8)
     cfg["lut"] = {"backend": "analytic", "device": "cpu"}
     cfg["search"].update(max_train_steps=180)
     path = tmp / "soak.yaml"

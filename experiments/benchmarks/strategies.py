@@ -45,7 +45,7 @@ STRATEGIES = {"snapgen": ("snapgen", {}), "random": ("random", {}),
 def experiment(args, strategy: str, options: dict, seed: int, lut: Path, workdir: Path) -> Experiment:
     base = Experiment.load(ROOT / "experiments" / "tiny.yaml")
     train = dataclasses.replace(base.train, steps=args.steps)
-    evaluator = dataclasses.replace(base.evaluator, val_clips=args.val_clips)
+    evaluator = base.evaluator.with_options(val_clips=args.val_clips)
     search = dataclasses.replace(base.search, strategy=strategy, options=options, steps=args.steps,
                                  max_train_steps=args.candidates * args.steps, workdir=str(workdir))
     return dataclasses.replace(base, seed=seed, train=train, evaluator=evaluator, search=search,

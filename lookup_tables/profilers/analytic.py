@@ -10,6 +10,7 @@ reach a fraction of the peak.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -51,11 +52,18 @@ def load_spec(name: str) -> dict:
     return spec
 
 
+@dataclass(frozen=True)
+class AnalyticOptions:
+    device_spec: str | None = None  # a spec in lookup_tables/device_specs (default: lut.device)
+
+
 @register_profiler("analytic")
 class AnalyticProfiler(Profiler):
+    Options = AnalyticOptions
+
     def __init__(self, config, dtype, op_options=None):
         super().__init__(config, dtype, op_options)
-        self.spec = load_spec(config.device_spec or config.device)
+        self.spec = load_spec(config.options.device_spec or config.device)
         if dtype not in self.spec["peak_flops"]:
             raise LutError(f"device spec {self.spec['name']!r} has no peak for {dtype}; "
                            f"it has: {', '.join(self.spec['peak_flops'])}")

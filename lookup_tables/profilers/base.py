@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 
+from core.config import NoOptions, to_dict
 from core.registry import Registry
 from lookup_tables.config import LutConfig
 from search_spaces.architecture import Architecture
@@ -81,9 +82,12 @@ def cpu_model() -> str:
 
 class Profiler:
     """Measures subjects on one device with one protocol. Subclasses set ``name`` through
-    ``@register_profiler`` and implement the three ``measure_*`` methods and ``device_name``."""
+    ``@register_profiler`` and implement the three ``measure_*`` methods and ``device_name``;
+    backend-only settings are the subclass's ``Options`` (parsed from ``lut.options``), and
+    ``check_config(lut)`` may refuse a ``lut.device`` the backend cannot use."""
 
     name: str = ""
+    Options: type = NoOptions
 
     def __init__(self, config: LutConfig, dtype: str, op_options: dict | None = None):
         self.config = config
@@ -96,9 +100,13 @@ class Profiler:
     def fingerprint(self) -> dict:
         """What identifies the device and the measurement: tables merge only when equal on
         ``identity()``."""
+        # threads and clock are part of every table's identity; a backend without these options
+        # measures (or models) one thread's elapsed time
+        options = to_dict(self.config.options)
         return {"backend": self.name, "device": self.config.device, "device_name": self.device_name(),
                 "cpu": cpu_model(), "platform": platform.platform(), "dtype": self.dtype,
-                "threads": self.config.threads, "clock": self.config.clock, "versions": software_versions()}
+                "threads": options.get("threads", 1), "clock": options.get("clock", "wall"),
+                "versions": software_versions()}
 
     def measure_op(self, shape: OpShape) -> Measurement:
         raise NotImplementedError

@@ -20,13 +20,14 @@ from pathlib import Path
 import torch
 
 from core.errors import one_line
-from lookup_tables.config import COREML_UNITS as COMPUTE_UNITS
 from lookup_tables.errors import LutError
 from lookup_tables.profilers.base import Measurement, Profiler, register_profiler
 from search_spaces.architecture import Architecture
 from search_spaces.ops import create_op
 from search_spaces.shapes import OpShape
 from search_spaces.space import SearchSpace
+
+COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
 
 
 def convert(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: str | Path):
@@ -83,11 +84,14 @@ def time_mlmodel(path: str | Path, compute_unit: str, warmup: int, repeats: int)
 
 @register_profiler("coreml")
 class CoreMLProfiler(Profiler):
+    @staticmethod
+    def check_config(lut) -> None:
+        if lut.device.upper() not in COMPUTE_UNITS:
+            raise ValueError(f"device {lut.device!r}; allowed for coreml: {', '.join(COMPUTE_UNITS)}")
+
     def __init__(self, config, dtype, op_options=None):
         super().__init__(config, dtype, op_options)
         self.compute_unit = config.device.upper()
-        if self.compute_unit not in COMPUTE_UNITS:
-            raise LutError(f"lut.device {config.device!r} for coreml; allowed: {', '.join(COMPUTE_UNITS)}")
         if platform.system() != "Darwin":
             raise LutError("the coreml backend times models only on macOS; here, write a bundle with "
                            "'hwnas lut export-bundle CONFIG --out DIR', run it on a Mac, then "

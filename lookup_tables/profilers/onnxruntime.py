@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -49,8 +50,19 @@ def to_onnx(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: str
     raise errors[-1]
 
 
+@dataclass(frozen=True)
+class OnnxRuntimeOptions:
+    threads: int = 1  # intra-op threads of the CPU provider
+
+    def __post_init__(self):
+        if self.threads < 1:
+            raise ValueError("threads must be at least 1")
+
+
 @register_profiler("onnxruntime")
 class OnnxRuntimeProfiler(Profiler):
+    Options = OnnxRuntimeOptions
+
     def __init__(self, config, dtype, op_options=None):
         super().__init__(config, dtype, op_options)
         try:
@@ -70,7 +82,8 @@ class OnnxRuntimeProfiler(Profiler):
         self._dir = Path(tempfile.mkdtemp(prefix="hwnas-onnx-"))
         # memory from the torch meter on the same subject, timing with few repeats (unused)
         self._memory = TorchProfiler(dataclasses.replace(config, backend="torch", device="cpu", warmup=0, repeats=3,
-                                                         clock="wall"), dtype, op_options)
+                                                         options={"threads": config.options.threads}),
+                                     dtype, op_options)
 
     def device_name(self) -> str:
         return f"{cpu_model()} (onnxruntime {self._ort.__version__}, {self.provider})"
@@ -82,7 +95,7 @@ class OnnxRuntimeProfiler(Profiler):
 
     def _session(self, path: Path):
         opts = self._ort.SessionOptions()
-        opts.intra_op_num_threads = self.config.threads
+        opts.intra_op_num_threads = self.config.options.threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         return self._ort.InferenceSession(str(path), opts, providers=[self.provider])

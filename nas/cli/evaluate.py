@@ -1,7 +1,6 @@
 """``hwnas evaluate``: one candidate trained briefly and scored."""
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -26,7 +25,6 @@ def register(sub) -> None:
 def run_evaluate(args) -> int:
     from evaluators import CandidateRunner
     from evaluators.model_dir import is_model_dir
-    from evaluators.scores import EVALUATORS
     from search_spaces.space import SearchSpace
 
     if is_model_dir(args.config):
@@ -37,9 +35,8 @@ def run_evaluate(args) -> int:
     if args.steps is not None and args.steps < 0:
         raise CliError(f"--steps {args.steps}: must be non-negative")
     evaluator = exp.evaluator
-    if args.evaluator:
-        EVALUATORS.get(args.evaluator)  # unknown names fail with the allowed ones
-        evaluator = dataclasses.replace(evaluator, name=args.evaluator)
+    if args.evaluator:  # options it shares with the configured evaluator carry over
+        evaluator = evaluator.switch(args.evaluator)
     seed = exp.seed if args.seed is None else args.seed
     if args.campaign and args.workdir:
         raise CliError("give --campaign or --workdir, not both")

@@ -16,7 +16,7 @@ import dataclasses
 import math
 import sys
 
-from core.config import ConfigError, load_yaml, parse
+from core.config import ConfigError, load_yaml, parse, to_dict
 from nas.cli.common import CliError, emit_json, load_experiment
 
 
@@ -108,7 +108,7 @@ def _protocol_args(p) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:N, mps; for analytic a device spec name")
     p.add_argument("--repeats", type=int)
     p.add_argument("--warmup", type=int)
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=int, help="measuring threads (torch, onnxruntime: lut.options.threads)")
     p.add_argument("--clock", help="wall (elapsed) or thread (CPU time of the measuring thread; cpu, 1 thread)")
     p.add_argument("--memory-limit-mib", type=float)
 
@@ -117,13 +117,17 @@ def _lut_config(args, exp=None):
     from lookup_tables.config import GridConfig, LutConfig
 
     base = exp.lut if exp is not None else LutConfig()
-    changes = {k: getattr(args, k) for k in ("backend", "device", "repeats", "warmup", "threads", "clock",
-                                             "memory_limit_mib")
+    changes = {k: getattr(args, k) for k in ("backend", "device", "repeats", "warmup", "memory_limit_mib")
                if getattr(args, k, None) is not None}
+    # --threads and --clock set backend options (lut.options); another --backend starts from its defaults
+    options = to_dict(base.options) if changes.get("backend", base.backend) == base.backend else {}
+    options.update({k: getattr(args, k) for k in ("threads", "clock") if getattr(args, k, None) is not None})
     if getattr(args, "grid", None):
         changes["grid"] = parse(GridConfig, load_yaml(args.grid), "grid")
     try:
-        return dataclasses.replace(base, **changes)
+        return dataclasses.replace(base, **changes, options=options)
+    except ConfigError:
+        raise
     except ValueError as exc:
         raise ConfigError(f"lut: {exc}") from None
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from core.budgets import Budgets
-from core.config import parse
+from core.config import NoOptions, parse
 from core.registry import Registry
 from evaluators.runner import CandidateResult
 from search_spaces.architecture import Architecture
@@ -125,21 +125,16 @@ class SearchState:
         return self.allows(arch) and not self.budgets.violations(cost.latency_ms, cost.memory_bytes)
 
 
-@dataclass(frozen=True)
-class NoOptions:
-    pass
-
-
 class Strategy:
     """Ask/tell search strategy. Subclasses set ``Options`` (a frozen dataclass parsed from
-    ``search.options``) and implement ``propose``, ``update``, ``state_dict`` and
+    ``search.options``, see ``core.config.PluginSection``) and implement ``propose``, ``update``, ``state_dict`` and
     ``load_state_dict``; ``done`` turns true when the strategy has nothing more to try."""
 
     name = ""
     Options: type = NoOptions
 
-    def __init__(self, options: Mapping[str, Any] | None, seed: int, steps: int):
-        self.options = parse(self.Options, dict(options or {}), "search.options")
+    def __init__(self, options: Any, seed: int, steps: int):
+        self.options = parse(self.Options, options, "search.options")
         self.seed, self.steps = seed, steps
         self.done = False
         self.stop_reason = ""
@@ -191,5 +186,5 @@ class Strategy:
         self.done, self.stop_reason = True, reason
 
 
-def create_strategy(name: str, options: Mapping | None, seed: int, steps: int) -> Strategy:
+def create_strategy(name: str, options: Any, seed: int, steps: int) -> Strategy:
     return STRATEGIES.get(name)(options, seed, steps)

@@ -10,7 +10,7 @@ from nas.config import Experiment
 # Small enough to pre-train in ~20 s on one thread, large enough for a real quality signal.
 SMALL_DATA = DataConfig(videos=192, val_videos=32)
 SMALL_TRAIN = TrainConfig(steps=20, batch=4, pretrain=PretrainConfig(steps=100, batch=16))
-SMALL_EVAL = EvaluatorConfig(val_clips=16)
+SMALL_EVAL = EvaluatorConfig(options={"val_clips": 16})
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ def small_config(tmp_path_factory, tiny_config_path):
     cfg = yaml.safe_load(open(tiny_config_path))
     cfg["data"] = {"videos": 96, "val_videos": 16}
     cfg["train"] = {"steps": 3, "batch": 2, "pretrain": {"steps": 5, "batch": 8}}
-    cfg["evaluator"] = {"name": "flow_loss", "val_clips": 4, "prompts": 8, "sample_steps": 2}
+    cfg["evaluator"] = {"name": "flow_loss", "options": {"val_clips": 4}}
     path = tmp_path_factory.mktemp("cfg") / "small.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -86,13 +86,13 @@ def test_corrupt_shard_and_bad_config_exit_2_from_the_command_line(small_config,
     (tmp_path / "d" / "val-00000.pt").write_bytes(b"\x00garbage")
     out = subprocess.run(hwnas + ["data", "show", str(tmp_path / "d")], capture_output=True, text=True)
     assert out.returncode == 2 and "val-00000.pt: corrupt shard" in out.stderr and "Traceback" not in out.stderr
-    cfg = _with(small_config, tmp_path, evaluator={"name": "vbench", "vbench": {"dimensions": ["colour"]}})
+    cfg = _with(small_config, tmp_path, evaluator={"name": "vbench", "options": {"dimensions": ["colour"]}})
     out = subprocess.run(hwnas + ["evaluate", cfg, "--arch", "empty"], capture_output=True, text=True)
-    assert out.returncode == 2 and "evaluator.vbench: vbench.dimensions: unknown dimension 'colour'" in out.stderr
+    assert out.returncode == 2 and "evaluator.options: dimensions: unknown dimension 'colour'" in out.stderr
 
 
 def test_missing_vbench_weights_exit_2(small_config, tmp_path, capsys):
-    cfg = _with(small_config, tmp_path, evaluator={"name": "vbench", "vbench": {
+    cfg = _with(small_config, tmp_path, evaluator={"name": "vbench", "options": {
         "dimensions": ["temporal_flickering", "color"], "cache_dir": str(tmp_path / "weights")}})
     assert main(["evaluate", cfg, "--arch", "empty", "--workdir", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err

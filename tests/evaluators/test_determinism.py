@@ -36,7 +36,7 @@ PROGRAM = textwrap.dedent("""
     from nas.config import Experiment
     exp = Experiment.load("experiments/tiny.yaml")
     train = TrainConfig(steps=2, batch=2, threads=1, pretrain=PretrainConfig(steps=%d, batch=4))
-    r = CandidateRunner(exp.space, DataConfig(dir=sys.argv[1]), train, EvaluatorConfig(val_clips=2), sys.argv[2])
+    r = CandidateRunner(exp.space, DataConfig(dir=sys.argv[1]), train, EvaluatorConfig(options={"val_clips": 2}), sys.argv[2])
     r.prepare()
     torch.save(r.unet.state_dict(), sys.argv[2] + "/weights.pt")
 """ % STEPS)

@@ -1,11 +1,11 @@
 """caption_discrimination, the weighted quality, the frame-position code and the speed option."""
-import dataclasses
 
 import pytest
 import torch
 
+from core.config import parse
 from core.errors import ConfigError
-from evaluators.config import DiscriminationConfig, EvaluatorConfig
+from evaluators.config import EvaluatorConfig
 from evaluators.data import DataError, DatasetWriter, LatentDataset
 from evaluators.scores import create_evaluator
 from evaluators.synth import COLOURS, MOTIONS, render, synthesise
@@ -13,7 +13,8 @@ from evaluators.text import _word_vector
 from search_spaces.ops import create_op
 from search_spaces.shapes import OpShape
 
-DISC = EvaluatorConfig(name="caption_discrimination", val_clips=24, t_values=(0.5, 0.9))
+DISC = EvaluatorConfig(name="caption_discrimination", options={"clips": 24, "t_values": (0.5, 0.9)})
+FLOW = EvaluatorConfig(name="flow_loss", options={"val_clips": 24, "t_values": (0.5, 0.9)})
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_a_model_that_learned_motion_reads_motion_and_one_that_did_not_scores_ch
 
 
 def test_colour_knowledge_shows_in_the_colour_attribute_only(data):
-    ev = create_evaluator(dataclasses.replace(DISC, discrimination=DiscriminationConfig(quality="margin")), data)
+    ev = create_evaluator(DISC.with_options(quality="margin"), data)
     colour = ev.score(MeanModel(data, "colour", COLOURS, 1))
     blind = ev.score(MeanModel(data, None, COLOURS, 1))
     assert colour.breakdown["acc_colour"] >= 0.6 and colour.breakdown["margin_colour"] > 0
@@ -79,25 +80,29 @@ def test_a_dataset_without_attribute_labels_is_refused_in_one_line(tmp_path):
 
 
 def test_weighted_quality_is_the_weighted_mean_of_its_components(data):
-    cfg = dataclasses.replace(DISC, name="weighted", components={"flow_loss": 3.0, "caption_discrimination": 1.0})
+    cfg = EvaluatorConfig(name="weighted", options={"components": [
+        {"name": "flow_loss", "weight": 3.0, "options": FLOW.options}, {"name": "caption_discrimination", "options": DISC.options}]})
     model = MeanModel(data, "motion", MOTIONS, 4)
     score = create_evaluator(cfg, data).score(model)
-    flow = create_evaluator(dataclasses.replace(DISC, name="flow_loss"), data).score(model).quality
+    flow = create_evaluator(FLOW, data).score(model).quality
     disc = create_evaluator(DISC, data).score(model).quality
     assert score.quality == pytest.approx((3 * flow + disc) / 4)
     assert score.breakdown["caption_discrimination/acc_motion"] >= 0.6
 
 
 def test_weighted_config_errors_name_the_problem():
-    with pytest.raises(ValueError, match="unknown evaluator 'flow'"):
-        EvaluatorConfig(name="weighted", components={"flow": 1.0})
-    with pytest.raises(ValueError, match="needs at least one component"):
+    with pytest.raises(ConfigError, match=r"components\[0\]\.name: unknown evaluator 'flow'"):
+        EvaluatorConfig(name="weighted", options={"components": [{"name": "flow"}]})
+    with pytest.raises(ConfigError, match="components: give at least one"):
         EvaluatorConfig(name="weighted")
-    with pytest.raises(ValueError, match="subset of motion"):
-        DiscriminationConfig(attributes=("shape",))
-    from core.config import parse
-    with pytest.raises(ConfigError, match="evaluator.components.flow_loss"):
-        parse(EvaluatorConfig, {"name": "weighted", "components": {"flow_loss": "a lot"}}, "evaluator")
+    with pytest.raises(ConfigError, match="evaluator.options: attributes must be a non-empty subset of motion"):
+        EvaluatorConfig(name="caption_discrimination", options={"attributes": ["shape"]})
+    with pytest.raises(ConfigError, match=r"^evaluator.options.components\[0\].weight: expected a number"):
+        parse(EvaluatorConfig, {"name": "weighted", "options": {"components": [{"name": "flow_loss", "weight": "a lot"}]}},
+              "evaluator")
+    with pytest.raises(ConfigError, match=r"^evaluator.options.components\[1\].options.val_clips: expected an integer"):
+        parse(EvaluatorConfig, {"name": "weighted", "options": {"components": [
+            {"name": "caption_discrimination"}, {"name": "flow_loss", "options": {"val_clips": "all"}}]}}, "evaluator")
 
 
 @pytest.mark.parametrize("op", ["conv1d", "self_attn1d", "cross_attn1d"])

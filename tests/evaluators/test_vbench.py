@@ -6,7 +6,7 @@ import pytest
 
 from core.config import parse
 from core.errors import ConfigError
-from evaluators.config import EvaluatorConfig, VBenchConfig
+from evaluators.config import EvaluatorConfig
 from evaluators.scores import vbench as vb
 
 
@@ -68,7 +68,7 @@ def test_standard_prompts_come_from_vbench_full_info(tmp_path):
 
 def test_config_rejects_unknown_dimensions_and_evaluators():
     with pytest.raises(ConfigError, match="unknown dimension 'sharpness'; allowed: subject_consistency"):
-        parse(VBenchConfig, {"dimensions": ["sharpness"]}, "evaluator.vbench")
+        parse(EvaluatorConfig, {"name": "vbench", "options": {"dimensions": ["sharpness"]}}, "evaluator")
     with pytest.raises(ConfigError, match="unknown evaluator 'clip_score'; allowed: .*flow_loss"):
         parse(EvaluatorConfig, {"name": "clip_score"}, "evaluator")
 

@@ -4,6 +4,7 @@ import platform
 import pytest
 import torch
 
+from core.errors import ConfigError
 from lookup_tables import PROFILERS, LutConfig, LutError, create_profiler
 from lookup_tables.profilers.torch_backend import is_oom
 from search_spaces.shapes import OpShape
@@ -41,7 +42,7 @@ def test_backend_measures_an_operator_and_the_backbone(name, mid_space):
 
 def test_torch_fixes_and_records_the_thread_count():
     before = torch.get_num_threads()
-    prof = create_profiler(LutConfig(warmup=0, repeats=3, threads=1), "float32", OPTIONS)
+    prof = create_profiler(LutConfig(warmup=0, repeats=3, options={"threads": 1}), "float32", OPTIONS)
     assert prof.fingerprint()["threads"] == 1
     assert prof.measure_op(SHAPE).repeats == 3
     assert torch.get_num_threads() == before
@@ -98,10 +99,12 @@ def test_analytic_roofline_is_compute_bound_for_a_wide_conv3d():
 
 def test_thread_clock_is_for_one_cpu_thread_and_is_recorded():
     with pytest.raises(ValueError, match="clock 'thread' needs"):
-        LutConfig(device="cuda", clock="thread")
+        LutConfig(device="cuda", options={"clock": "thread"})
     with pytest.raises(ValueError, match="clock 'thread' needs"):
-        LutConfig(threads=2, clock="thread")
-    prof = create_profiler(LutConfig(warmup=1, repeats=5, clock="thread"), "float32", OPTIONS)
+        LutConfig(options={"threads": 2, "clock": "thread"})
+    with pytest.raises(ConfigError, match="lut.options.clock: unknown key; allowed: threads"):
+        LutConfig(backend="onnxruntime", options={"clock": "thread"})
+    prof = create_profiler(LutConfig(warmup=1, repeats=5, options={"clock": "thread"}), "float32", OPTIONS)
     assert prof.fingerprint()["clock"] == "thread"
     m = prof.measure_op(SHAPE)
     assert m.status == "ok" and 0 < m.latency_p10_ms <= m.latency_ms

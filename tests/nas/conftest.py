@@ -123,7 +123,7 @@ def small_config(path: Path, tiny_config_path, workdir, lut=None, search=None, b
     cfg["space"].update(slots=["down0", "mid"], ops=["conv1d", "self_attn1d"], max_layers=1)
     cfg["data"] = {"videos": 48, "val_videos": 8}
     cfg["train"] = {"steps": 3, "batch": 2, "pretrain": {"steps": 30, "batch": 8}}
-    cfg["evaluator"] = {"name": "flow_loss", "val_clips": 4, "t_values": [0.5]}
+    cfg["evaluator"] = {"name": "flow_loss", "options": {"val_clips": 4, "t_values": [0.5]}}
     cfg["lut"] = {"warmup": 1, "repeats": 3, **({"path": str(lut)} if lut else {})}
     cfg["budgets"] = budgets or {}
     cfg["search"] = {"strategy": "snapgen", "workers": 2, "workdir": str(workdir), "timeout_s": 300,

@@ -15,7 +15,7 @@ SMALL = {
               "slots": ["down0", "mid", "up1"], "op_options": {"head_dim": 16, "qk_norm": True, "rope": True}},
     "data": {"videos": 24, "val_videos": 4},
     "train": {"steps": 2, "batch": 2, "threads": 1, "pretrain": {"steps": 30, "batch": 8}},
-    "evaluator": {"name": "flow_loss", "val_clips": 4, "t_values": [0.5]},
+    "evaluator": {"name": "flow_loss", "options": {"val_clips": 4, "t_values": [0.5]}},
     "lut": {"warmup": 1, "repeats": 3},
     "budgets": {"latency_ms": 100.0},
     "search": {"workers": 0},

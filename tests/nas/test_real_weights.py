@@ -45,10 +45,10 @@ def experiment(root, pipe, data, **search) -> dict:
             "space": {"backbone": {"weights": str(pipe)}, "video": {"frames": 4, "height": 8, "width": 8},
                       "text": {"tokens": 8}, "ops": ["conv1d", "self_attn1d"], "max_layers": 1,
                       "slots": ["down0", "mid"], "op_options": {"head_dim": 16}},
-            "lut": {"backend": "torch", "device": "cpu", "warmup": 1, "repeats": 3, "threads": 1},
+            "lut": {"backend": "torch", "options": {"threads": 1}, "device": "cpu", "warmup": 1, "repeats": 3},
             "data": {"dir": str(data)},
             "train": {"steps": 2, "batch": 2, "threads": 1},
-            "evaluator": {"name": "flow_loss", "t_values": [0.5], "val_clips": 2},
+            "evaluator": {"name": "flow_loss", "options": {"t_values": [0.5], "val_clips": 2}},
             "search": {"strategy": "snapgen", "workers": 0, "workdir": str(root / "work"), **search}}
 
 
