@@ -264,16 +264,16 @@ def verify(campaign: Campaign, proto: Protocol, choices: list[Choice], ray_addre
         finally:
             if own:
                 pool.close()
-    return report(campaign, proto, choices, record.results, cached={c.arch for c in choices} - {c.arch for c in todo})
+    return report(campaign, proto, choices, record, cached={c.arch for c in choices} - {c.arch for c in todo})
 
 
-def report(campaign: Campaign, proto: Protocol, choices: list[Choice], results: dict[str, dict],
+def report(campaign: Campaign, proto: Protocol, choices: list[Choice], record: Record,
            cached: set[str] = frozenset()) -> dict:
     """The ``pareto verify`` document: one point per choice (best search quality first), the
     rank agreement over the verified ones, and the failed ones."""
     points = []
     for c in choices:
-        r = results.get(c.arch, {"status": "missing"})
+        r = record.results.get(c.arch, {"status": "missing"})
         points.append({"arch": c.arch, "search_quality": c.search_quality,
                        "verified_quality": r.get("verified_quality"), "on_front": c.on_front,
                        "latency_ms": c.latency_ms, "memory_bytes": c.memory_bytes, "status": r["status"],
@@ -283,7 +283,7 @@ def report(campaign: Campaign, proto: Protocol, choices: list[Choice], results: 
     agreement = rank_agreement([p["arch"] for p in ok], [p["search_quality"] for p in ok],
                                [p["verified_quality"] for p in ok])
     return {"campaign": str(campaign.root), "evaluator": proto.evaluator, "quality_key": proto.quality_key,
-            "protocol": proto.summary(), "record": str(Record(campaign, proto).path), "points": points,
+            "protocol": proto.summary(), "record": str(record.path), "points": points,
             **agreement, "failed": [{"arch": p["arch"], "reason": p["reason"]} for p in points if p["status"] != "ok"]}
 
 

@@ -70,8 +70,9 @@ def markdown(result: dict) -> str:
     smoke_note = " (SMOKE: shrunken, not a result)" if result["smoke"] else ""
     m = result["machine"]
     command = "PYTHONPATH=. .venv/bin/python experiments/benchmarks/pareto_verify.py " + " ".join(result["argv"])
-    setting = (f"Campaign `{result['campaign']}` ({result['trials']} trials, search wall "
-               f"{result.get('search_wall_s') or 0:.0f} s). Protocol `{p['sha256'][:12]}`: {p['steps']} steps x batch "
+    searched = (f"search wall {result['search_wall_s']:.0f} s" if "search_wall_s" in result
+                else "an existing campaign")
+    setting = (f"Campaign `{result['campaign']}` ({result['trials']} trials, {searched}). Protocol `{p['sha256'][:12]}`: {p['steps']} steps x batch "
                f"{p['batch']}, lr {p['lr']:g}, t ~ logit-normal({p['logit_mean']:g}, {p['logit_std']:g}), "
                f"seed {p['seed']}; scored by `{p['evaluator']}` ({p['prompts']} prompts requested, "
                f"{p['sample_steps']} sample steps, guidance {p['guidance_scale']:g}); verified quality = "
