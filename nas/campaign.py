@@ -36,7 +36,7 @@ from core.budgets import Budgets
 from core.errors import HwnasError, one_line
 from core.io import atomic_json, atomic_text, atomic_torch, sha256_file
 from evaluators.runner import CandidateResult
-from nas.pareto import Front, Point, compute_front, reference_point
+from nas.pareto import Front, Point, compute_front, reference_point, verified_scores
 from nas.strategies import Candidate, Outcome
 from nas.trials import DIRECTIONS, OBJECTIVE_NAMES, distributions, encode
 
@@ -52,8 +52,13 @@ def _table_inputs(config: dict) -> tuple:
     return json.dumps(config.get("space"), sort_keys=True), json.dumps(config.get("lut"), sort_keys=True)
 
 
+# Sections that do not change what the search does: editing them keeps the campaign.
+NOT_SEARCH = ("verify",)
+
+
 def config_hash(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    search = {k: v for k, v in config.items() if k not in NOT_SEARCH}
+    return hashlib.sha256(json.dumps(search, sort_keys=True).encode()).hexdigest()
 
 
 class Campaign:
@@ -100,6 +105,9 @@ class Campaign:
         digest = config_hash(config)
         if (camp.root / "campaign.json").exists():
             if camp.meta.get("config_sha256") == digest and not restart:
+                frozen = camp.config()
+                if any(frozen.get(k) != config.get(k) for k in NOT_SEARCH):  # e.g. a new verify protocol
+                    atomic_text(camp.root / "config.yaml", yaml.safe_dump(config, sort_keys=False))
                 return camp
             finished = camp.finished_candidates()
             if finished and not restart:
@@ -226,6 +234,29 @@ class Campaign:
             raise CampaignError(f"the trials storage {self.meta['storage']} is unreadable (corrupt?): "
                                 f"{one_line(exc)}") from None
 
+    def annotate(self, arch: str, attrs: dict) -> int:
+        """Set user attributes on every finished trial of ``arch`` (e.g. its verified quality),
+        all in one transaction: a kill leaves all of them or none. Optuna's public API writes
+        attributes of running trials only, so this writes its RDB tables directly. Returns the
+        number of trials annotated."""
+        from optuna.storages._rdb import models
+        from sqlalchemy.orm import Session
+
+        self.study()  # opens the storage, with its errors
+        storage, study_id = self._storage, self._storage.get_study_id_from_name(self.meta["study"])
+        ids = [storage.get_trial_id_from_study_id_trial_number(study_id, t.number) for t in self.trials()
+               if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("arch") == arch]
+        with Session(storage.engine) as session, session.begin():
+            for trial_id in ids:
+                for key, value in attrs.items():
+                    row = session.query(models.TrialUserAttributeModel).filter_by(trial_id=trial_id, key=key).first()
+                    if row is None:
+                        session.add(models.TrialUserAttributeModel(trial_id=trial_id, key=key,
+                                                                   value_json=json.dumps(value)))
+                    else:
+                        row.value_json = json.dumps(value)
+        return len(ids)
+
     def stored_ids(self) -> set[str]:
         if self._stored_ids is None:
             self._stored_ids = {t.user_attrs.get("candidate_id") for t in self.trials()}
@@ -297,7 +328,8 @@ class Campaign:
     # reading the campaign ------------------------------------------------------------
     def points(self) -> list[Point]:
         """Every finished candidate as a point of the objective space."""
-        return [Point(t.user_attrs["arch"], t.values[0], t.values[1], t.values[2], t.user_attrs.get("breakdown"))
+        return [Point(t.user_attrs["arch"], t.values[0], t.values[1], t.values[2], t.user_attrs.get("breakdown"),
+                      verified_scores(t.user_attrs))
                 for t in self.trials() if t.state == optuna.trial.TrialState.COMPLETE]
 
     def front(self) -> Front:

@@ -1,7 +1,7 @@
 """An experiment: the sections each package owns, composed and validated in one place.
 
 ``space`` and ``budgets`` belong to ``search_spaces``, ``lut`` to ``lookup_tables``,
-``data``/``train``/``evaluator`` to ``evaluators``, ``search`` to ``nas``. Every error
+``data``/``train``/``evaluator`` to ``evaluators``, ``search`` and ``verify`` to ``nas``. Every error
 names the dotted key and the allowed keys or values.
 """
 from __future__ import annotations
@@ -76,6 +76,63 @@ class SearchConfig(PluginSection):
 
 
 @dataclass(frozen=True)
+class VerifyConfig:
+    """The ``verify`` section: the ground-truth protocol ``hwnas pareto verify`` checks a
+    campaign's search quality against (``nas.verify``).
+
+    Each chosen architecture is trained once from the frozen backbone with identity temporal
+    layers (not from the search's weights): ``steps`` steps of AdamW on ``batch`` clips at
+    ``lr``, t ~ logit-normal(``logit_mean``, ``logit_std``); the rest of the ``train``
+    section (``lr_scale``, ``noise_correlation``, ``max_grad_norm``, device) is the search's.
+    Then the ``evaluator`` (a name of the evaluator registry; its other settings from the
+    ``evaluator`` section, with ``prompts`` captions sampled in ``sample_steps`` Euler steps
+    at ``guidance_scale``) scores it. The *verified quality* is the breakdown entry
+    ``quality_key`` of that score (``quality``: the evaluator's own quality); unset, the
+    evaluator's default (``prompt_suite``: ``motion``, the motion accuracy; else ``quality``).
+    Every architecture trains with the same ``seed`` (unset: the experiment's), so they see
+    the same batches, t and noise.
+
+    Which architectures: the front's ``top`` best by search quality, and at least
+    ``contrast`` dominated ones spread over the quality range, more when needed to reach
+    ``min_architectures`` in all. ``timeout_s`` bounds one architecture on a worker.
+    The defaults are those of ``experiments/benchmarks/motion_ground_truth.py``.
+    """
+
+    steps: int = 2000
+    batch: int = 8
+    lr: float = 1e-3
+    logit_mean: float = -1.0
+    logit_std: float = 1.0
+    evaluator: str = "prompt_suite"
+    quality_key: str | None = None
+    prompts: int = 256
+    sample_steps: int = 8
+    guidance_scale: float = 1.0
+    seed: int | None = None
+    top: int = 8
+    contrast: int = 3
+    min_architectures: int = 8
+    timeout_s: float = 7200.0
+
+    def __post_init__(self):
+        for name in ("steps", "batch", "prompts", "sample_steps", "top"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("contrast", "min_architectures"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
+        if self.lr <= 0 or self.logit_std <= 0 or self.timeout_s <= 0:
+            raise ValueError("lr, logit_std and timeout_s must be positive")
+        if self.guidance_scale < 1.0:
+            raise ValueError(f"guidance_scale must be at least 1 (1 = no guidance), got {self.guidance_scale}")
+        from evaluators.scores import EVALUATORS
+
+        if self.evaluator not in EVALUATORS:
+            raise ValueError(f"evaluator: unknown evaluator {self.evaluator!r}; allowed: "
+                             f"{', '.join(EVALUATORS.names())}")
+
+
+@dataclass(frozen=True)
 class Experiment:
     space: SpaceConfig
     name: str = "experiment"
@@ -86,6 +143,7 @@ class Experiment:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
 
     def __post_init__(self):
         from core.errors import ConfigError

@@ -13,6 +13,18 @@ from typing import Iterable, Sequence
 
 from core.budgets import Budgets
 
+VERIFIED = "verified."  # trial attributes verified.<evaluator>.<field>, written by nas.verify
+
+
+def verified_scores(attrs: dict) -> dict[str, dict]:
+    """A trial's verified scores, ``{evaluator: {field: value}}``, from its user attributes."""
+    out: dict[str, dict] = {}
+    for key, value in attrs.items():
+        if key.startswith(VERIFIED) and key.count(".") >= 2:
+            evaluator, field_name = key[len(VERIFIED):].split(".", 1)
+            out.setdefault(evaluator, {})[field_name] = value
+    return out
+
 
 @dataclass(frozen=True)
 class Point:
@@ -21,6 +33,7 @@ class Point:
     latency_ms: float
     memory_bytes: float
     breakdown: dict | None = None
+    verified: dict | None = None  # {evaluator: {"quality", "quality_key", ...}} after `pareto verify`
 
     def losses(self) -> tuple[float, float, float]:
         """All three objectives as losses (minimised)."""
@@ -102,7 +115,8 @@ class Front:
         return {
             "front": [{"arch": p.arch, "quality": p.quality, "latency_ms": p.latency_ms,
                        "memory_bytes": p.memory_bytes, "feasible": not budgets.violations(p.latency_ms, p.memory_bytes),
-                       "evaluations": self.evaluations(p.arch), "breakdown": p.breakdown or {}} for p in self.points],
+                       "evaluations": self.evaluations(p.arch), "breakdown": p.breakdown or {},
+                       "verified": p.verified or {}} for p in self.points],
             "hypervolume": self.hypervolume,
             "hypervolume_normalised": self.hypervolume_normalised,
             "reference_point": {"quality": self.reference[0], "latency_ms": self.reference[1],

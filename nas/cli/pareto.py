@@ -1,4 +1,5 @@
-"""``hwnas pareto show|plot``: the Pareto front of a campaign, as a table or a picture."""
+"""``hwnas pareto show|plot|verify``: the Pareto front of a campaign, as a table or a picture,
+and its check against the ground-truth protocol (``nas.verify``)."""
 from __future__ import annotations
 
 import sys
@@ -17,6 +18,16 @@ def register(sub) -> None:
     p.add_argument("dir", help="campaign directory")
     p.add_argument("--out", required=True, help="FILE.html or FILE.png")
     p.set_defaults(func=run_plot)
+    p = pareto.add_parser("verify", help="long-train the front (and dominated ones for contrast) under the "
+                                         "experiment's verify protocol; rank correlation with the search's quality")
+    p.add_argument("dir", help="campaign directory")
+    p.add_argument("--steps", type=int, help="training steps per architecture (default: verify.steps)")
+    p.add_argument("--evaluator", help="the strong evaluator (default: verify.evaluator, prompt_suite)")
+    p.add_argument("--top", type=int, help="front architectures, best search quality first (default: verify.top)")
+    p.add_argument("--contrast", type=int, help="dominated architectures at least (default: verify.contrast)")
+    p.add_argument("--ray-address", help="join this Ray cluster (default: search.ray_address, else as the search ran)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=run_verify)
     from nas.cli import gallery
 
     gallery.register(pareto)
@@ -38,8 +49,11 @@ def print_front(front) -> None:
 
     data = front.to_dict()
     table = Table(title=f"Pareto front of {len(front.evaluated)} evaluated candidates")
+    verified = sorted({ev for p in data["front"] for ev in p["verified"]})
     for col in ("architecture", "quality", "breakdown", "latency ms", "memory MiB", "feasible", "runs"):
         table.add_column(col, overflow="fold")
+    for ev in verified:
+        table.add_column(f"verified {ev}", overflow="fold")
     cut = False
     for p in data["front"]:
         # one layer / one score per line keeps the table narrow
@@ -49,7 +63,8 @@ def print_front(front) -> None:
             brk += f"\n(+{len(items) - BREAKDOWN_ROWS} more)"
             cut = True
         table.add_row(p["arch"].replace(",", ",\n"), f"{p['quality']:.5f}", brk, f"{p['latency_ms']:.3f}",
-                      f"{p['memory_bytes'] / 2**20:.2f}", "yes" if p["feasible"] else "no", str(p["evaluations"]))
+                      f"{p['memory_bytes'] / 2**20:.2f}", "yes" if p["feasible"] else "no", str(p["evaluations"]),
+                      *(_verified_cell(p["verified"].get(ev)) for ev in verified))
     console = Console(width=None if sys.stdout.isatty() else 120)  # rich's pipe default is 80
     console.print(table)
     if cut:
@@ -57,12 +72,21 @@ def print_front(front) -> None:
     if any(p["evaluations"] > 1 for p in data["front"]):
         console.print("runs: evaluations of that architecture (e.g. a candidate, then the reference retrained from "
                       "it); the front keeps its best")
+    if verified:
+        console.print("verified: the quality under the verify protocol (`hwnas pareto verify`), the breakdown entry "
+                      "named, with the protocol's hash; blank: not verified")
     ref, ideal = data["reference_point"], data["ideal_point"]
     console.print(f"hypervolume {data['hypervolume_normalised']:.1%} of the box between the ideal point (quality "
                   f"{ideal['quality']:.5f}, {ideal['latency_ms']:.3f} ms, {ideal['memory_bytes'] / 2**20:.2f} MiB: the "
                   f"best of each objective over all candidates) and the reference (quality {ref['quality']:.5f}, "
                   f"{ref['latency_ms']:.3f} ms, {ref['memory_bytes'] / 2**20:.2f} MiB); raw "
                   f"{data['hypervolume']:.6g} quality·ms·bytes")
+
+
+def _verified_cell(v: dict | None) -> str:
+    if not v:
+        return ""
+    return f"{v.get('quality_key')}={v['quality']:.4g}\n({str(v.get('protocol', ''))[:8]})"
 
 
 def _finished_front(directory):
@@ -85,4 +109,54 @@ def run_show(args) -> int:
 def run_plot(args) -> int:
     campaign, front = _finished_front(args.dir)
     print(plot_campaign(campaign, front, args.out))
+    return 0
+
+
+def print_verify(out: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    key = out["quality_key"]
+    table = Table(title=f"{len(out['points'])} architectures long-trained under protocol {out['protocol']['sha256'][:8]} "
+                        f"({out['protocol']['steps']} steps), scored by {out['evaluator']}")
+    for col in ("architecture", "front", "search quality", f"verified ({key})", f"{out['evaluator']} quality",
+                "status"):
+        table.add_column(col, overflow="fold")
+    for p in out["points"]:
+        status = "cached" if p["cached"] else p["status"]
+        if p["status"] != "ok":
+            status = f"{p['status']}: {p['reason']}"
+        table.add_row(p["arch"] or "empty", "yes" if p["on_front"] else "", f"{p['search_quality']:.5f}",
+                      "" if p["verified_quality"] is None else f"{p['verified_quality']:.4f}",
+                      "" if p["score"] is None else f"{p['score']:.4f}", status)
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    console.print(table)
+
+    def fmt(x):
+        return "n/a" if x is None else f"{x:.3f}"
+
+    console.print(f"over {out['n']} verified architectures: Spearman {fmt(out['spearman'])}, "
+                  f"Kendall {fmt(out['kendall'])}; {len(out['misordered'])} of {out['pairs']} pairs ordered wrongly "
+                  "by the search" + (":" if out["misordered"] else ""))
+    for a, b in out["misordered"]:
+        console.print(f"  search: {a or 'empty'} above {b or 'empty'}; verified: the other way round")
+    console.print(f"record: {out['record']}")
+
+
+def run_verify(args) -> int:
+    from core.progress import Progress
+    from nas.cli.common import PretrainProgress
+    from nas.verify import run_verify as verify
+
+    if args.top is not None and args.top < 1:
+        raise CliError(f"--top {args.top}: must be at least 1")
+    with Progress(enabled=not args.json) as progress:
+        def on_result(entry: dict) -> None:
+            what = (f"{entry['verified_quality']:.4f} ({entry['seconds']:.0f} s)" if entry["status"] == "ok"
+                    else f"failed: {entry['reason']}")
+            progress.print(f"verified {entry['arch'] or 'empty'}: {what}")
+
+        out = verify(args.dir, args.steps, args.evaluator, args.top, args.contrast, args.ray_address,
+                     on_result=on_result, pretrain_progress=PretrainProgress(progress))
+    emit_json(out) if args.json else print_verify(out)
     return 0
