@@ -98,16 +98,15 @@ class VerifyConfig:
     The defaults are those of ``experiments/benchmarks/motion_ground_truth.py``.
     """
 
-    steps: int = 2000
+    steps: int = 3000
     batch: int = 8
     lr: float = 1e-3
-    logit_mean: float = -1.0
+    logit_mean: float = 1.0
     logit_std: float = 1.0
     evaluator: str = "prompt_suite"
+    # that evaluator's options (its Options dataclass, as under evaluator.options)
+    options: dict[str, Any] = field(default_factory=lambda: {"prompts": 256, "sample_steps": 8})
     quality_key: str | None = None
-    prompts: int = 256
-    sample_steps: int = 8
-    guidance_scale: float = 1.0
     seed: int | None = None
     top: int = 8
     contrast: int = 3
@@ -115,7 +114,7 @@ class VerifyConfig:
     timeout_s: float = 7200.0
 
     def __post_init__(self):
-        for name in ("steps", "batch", "prompts", "sample_steps", "top"):
+        for name in ("steps", "batch", "top"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("contrast", "min_architectures"):
@@ -123,13 +122,10 @@ class VerifyConfig:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
         if self.lr <= 0 or self.logit_std <= 0 or self.timeout_s <= 0:
             raise ValueError("lr, logit_std and timeout_s must be positive")
-        if self.guidance_scale < 1.0:
-            raise ValueError(f"guidance_scale must be at least 1 (1 = no guidance), got {self.guidance_scale}")
-        from evaluators.scores import EVALUATORS
+        from core.config import parse
+        from evaluators.config import EvaluatorConfig
 
-        if self.evaluator not in EVALUATORS:
-            raise ValueError(f"evaluator: unknown evaluator {self.evaluator!r}; allowed: "
-                             f"{', '.join(EVALUATORS.names())}")
+        parse(EvaluatorConfig.options_class(self.evaluator, "verify"), dict(self.options), "verify.options")
 
 
 @dataclass(frozen=True)

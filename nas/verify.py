@@ -78,8 +78,7 @@ class Protocol:
         t, ev = self.experiment.train, self.experiment.evaluator
         return {"sha256": self.sha256, "steps": self.steps, "batch": t.batch, "lr": t.lr, "logit_mean": t.logit_mean,
                 "logit_std": t.logit_std, "evaluator": ev.name, "quality_key": self.quality_key,
-                "prompts": ev.prompts, "sample_steps": ev.sample_steps, "guidance_scale": ev.guidance_scale,
-                "seed": self.seed, "device": t.device}
+                "options": to_dict(ev.options), "seed": self.seed, "device": t.device}
 
 
 def protocol(experiment: Experiment, steps: int | None = None, evaluator: str | None = None) -> Protocol:
@@ -100,8 +99,7 @@ def protocol(experiment: Experiment, steps: int | None = None, evaluator: str | 
     train = dataclasses.replace(experiment.train, steps=steps, batch=v.batch, lr=v.lr, logit_mean=v.logit_mean,
                                 logit_std=v.logit_std, pretrain=pre)
     try:
-        ev = dataclasses.replace(experiment.evaluator, name=name, prompts=v.prompts, sample_steps=v.sample_steps,
-                                 guidance_scale=v.guidance_scale)
+        ev = experiment.evaluator.switch(name, **(dict(v.options) if name == v.evaluator else {}))
     except ValueError as exc:
         raise ConfigError(f"verify.evaluator {name}: {exc}") from None
     key = v.quality_key if (v.quality_key and name == v.evaluator) else DEFAULT_QUALITY_KEYS.get(name, OWN_QUALITY)

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fresh-venv", action="store_true", help="create a venv and install as the README says")
     ap.add_argument("--config", default="experiments/tiny.yaml")
+    ap.add_argument("--keep", help="copy the finished campaign directory here (e.g. to verify it afterwards)")
     args = ap.parse_args()
     result = {"machine": machine(), "config": args.config}
     with tempfile.TemporaryDirectory(prefix="hwnas_main_job_") as tmp:
@@ -78,6 +80,9 @@ def main() -> None:
             empty = LookupTable.load(camp / "lut.parquet").predict(space, space.empty)
             result["backbone_latency_ms"] = empty.latency_ms
             result["backbone_memory_bytes"] = empty.memory_bytes
+            if args.keep:
+                shutil.copytree(camp, args.keep, dirs_exist_ok=True)
+                result["kept"] = args.keep
     slug = re.sub(r"[^a-z0-9]+", "_", result["machine"]["cpu"].lower()).strip("_")[:40]
     print(write(f"main_job_{slug}", result))
     print(json.dumps({k: result.get(k) for k in ("wall_s", "returncode", "stop_reason", "backbone_latency_ms",

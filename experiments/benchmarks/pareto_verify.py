@@ -46,7 +46,8 @@ def smoke(cfg: dict) -> dict:
     cfg["evaluator"] = {**cfg.get("evaluator", {}), "val_clips": 8}
     cfg["lut"] = {**cfg.get("lut", {}), "warmup": 1, "repeats": 3}
     cfg["search"] = {**cfg.get("search", {}), "max_train_steps": 4 * 26}
-    cfg["verify"] = {**cfg.get("verify", {}), "steps": 6, "batch": 4, "prompts": 16, "sample_steps": 2}
+    cfg["verify"] = {**cfg.get("verify", {}), "steps": 6, "batch": 4,
+                     "options": {"prompts": 16, "sample_steps": 2}}
     return cfg
 
 
@@ -74,8 +75,7 @@ def markdown(result: dict) -> str:
                 else "an existing campaign")
     setting = (f"Campaign `{result['campaign']}` ({result['trials']} trials, {searched}). Protocol `{p['sha256'][:12]}`: {p['steps']} steps x batch "
                f"{p['batch']}, lr {p['lr']:g}, t ~ logit-normal({p['logit_mean']:g}, {p['logit_std']:g}), "
-               f"seed {p['seed']}; scored by `{p['evaluator']}` ({p['prompts']} prompts requested, "
-               f"{p['sample_steps']} sample steps, guidance {p['guidance_scale']:g}); verified quality = "
+               f"seed {p['seed']}; scored by `{p['evaluator']}` (options {p['options']}); verified quality = "
                f"`{out['quality_key']}`. Verify wall {result['verify_wall_s']:.0f} s.")
     summary = (f"**Spearman {fmt(out['spearman'])}, Kendall {fmt(out['kendall'])}** over {out['n']} architectures; "
                f"{len(out['misordered'])} of {out['pairs']} pairs ordered wrongly by the search.")

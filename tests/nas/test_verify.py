@@ -19,7 +19,7 @@ from nas.verify import choose, protocol, rank_agreement, run_verify, spread, ver
 from search_spaces.space import SearchSpace
 from tests.nas.conftest import analytic_cost, small_config
 
-VERIFY = {"steps": 2, "batch": 2, "prompts": 4, "sample_steps": 2, "top": 8, "contrast": 3, "min_architectures": 8}
+VERIFY = {"steps": 2, "batch": 2, "options": {"prompts": 4, "sample_steps": 2}, "top": 8, "contrast": 3, "min_architectures": 8}
 
 
 # the correlation and the wrong pairs, on constructed numbers ---------------------------
@@ -103,7 +103,7 @@ def test_verify_stores_scores_on_the_trials_resumes_and_shows_them(tmp_path, tin
     assert {p["on_front"] for p in points} == {True, False}
     assert [p["search_quality"] for p in points] == sorted((p["search_quality"] for p in points), reverse=True)
     assert out["evaluator"] == "prompt_suite" and out["quality_key"] == "motion"
-    assert out["protocol"]["steps"] == 2 and out["protocol"]["prompts"] == 4
+    assert out["protocol"]["steps"] == 2 and out["protocol"]["options"]["prompts"] == 4
     expected = rank_agreement([p["arch"] for p in points], [p["search_quality"] for p in points],
                               [p["verified_quality"] for p in points])
     for key in ("spearman", "kendall", "misordered", "n"):
