@@ -122,10 +122,12 @@ class VerifyConfig:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
         if self.lr <= 0 or self.logit_std <= 0 or self.timeout_s <= 0:
             raise ValueError("lr, logit_std and timeout_s must be positive")
-        from core.config import parse
-        from evaluators.config import EvaluatorConfig
+        from evaluators.scores import EVALUATORS
 
-        parse(EvaluatorConfig.options_class(self.evaluator, "verify"), dict(self.options), "verify.options")
+        if self.evaluator not in EVALUATORS:
+            raise ValueError(f"evaluator: unknown evaluator {self.evaluator!r}; allowed: "
+                             f"{', '.join(EVALUATORS.names())}")
+        parse(EvaluatorConfig.options_class(self.evaluator), dict(self.options), "verify.options")
 
 
 @dataclass(frozen=True)

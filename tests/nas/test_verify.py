@@ -184,6 +184,8 @@ def test_the_verify_section_is_typed_and_does_not_change_the_campaign(tmp_path, 
         Experiment.from_dict({**cfg, "verify": {"step": 3}})
     with pytest.raises(ConfigError, match="verify: evaluator: unknown evaluator 'nope'"):
         Experiment.from_dict({**cfg, "verify": {"evaluator": "nope"}})
+    with pytest.raises(ConfigError, match="verify.options.prompt: unknown key; allowed: prompts"):
+        Experiment.from_dict({**cfg, "verify": {"options": {"prompt": 3}}})
     exp = Experiment.from_dict(cfg)
     assert exp.verify.evaluator == "prompt_suite" and protocol(exp).quality_key == "motion"
     assert protocol(exp, evaluator="flow_loss").quality_key == "quality"
