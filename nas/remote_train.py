@@ -54,61 +54,69 @@ class _Trainer:
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
-def train_on_ray(job: dict, address: str | None = None, gpus: float = 0.0, retries: int = 2,
-                 max_restarts: int = 2, on_step: Callback | None = None, on_pretrain: Callback | None = None,
-                 on_worker: Callable[[int], None] | None = None, poll_s: float = 0.25) -> dict:
-    """Run ``train_model(**job)`` in a Ray actor asking for ``gpus`` GPUs; the record it
-    returns, with ``worker`` (pid, node, the GPUs Ray assigned). ``on_step`` and
-    ``on_pretrain`` get the actor's progress on this process; ``on_worker(pid)`` each
-    process that trains (a second one: the first died and this one resumes)."""
-    import ray
-    from ray.exceptions import RayActorError, RayTaskError
+class RemoteTrainer:
+    """Trains in Ray actors asking for ``gpus`` GPUs each, on the cluster at ``address`` (else
+    a local one, started on entry and stopped on exit). Entering checks that the cluster has
+    the GPUs, before any work."""
 
-    if gpus < 0:
-        raise WorkerError(f"--gpus {gpus:g}: must be 0 or more")
-    cluster = RayCluster(address, num_cpus=1)
-    cluster.start()
-    actor = None
-    try:
-        if gpus and cluster.gpus() < gpus:
-            where = f"the Ray cluster at {address}" if address else "this machine's Ray cluster"
-            have = f"only {cluster.gpus():g} GPU" if cluster.gpus() else "no GPUs"
-            raise WorkerError(f"--gpus {gpus:g}: {where} has {have}; give --gpus 0 to train on a CPU")
-        remote = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=max_restarts, max_task_retries=retries,
-                            max_concurrency=2)(_Trainer)
-        actor = remote.remote()
-        done = actor.train.remote(job)
-        pid, seen, finished = None, 0, False
-        while not finished:
-            finished = bool(ray.wait([done], timeout=poll_s)[0])
-            try:
-                now, events = ray.get(actor.progress.remote(seen))
-            except RayActorError:  # the worker died; Ray restarts it and retries the training
-                continue
-            if now != pid:  # a new process (the first, or a restarted one): its events from the start
-                pid, seen = now, 0
-                if on_worker is not None:
-                    on_worker(pid)
-                try:
-                    events = ray.get(actor.progress.remote(0))[1]
-                except RayActorError:
-                    continue
-            seen += len(events)
-            for kind, step, total, loss in events:
-                callback = on_step if kind == "train" else on_pretrain
-                if callback is not None:
-                    callback(step, total, loss)
+    def __init__(self, address: str | None = None, gpus: float = 0.0, retries: int = 2, max_restarts: int = 2):
+        if gpus < 0:
+            raise WorkerError(f"--gpus {gpus:g}: must be 0 or more")
+        self.address, self.gpus, self.retries, self.max_restarts = address, gpus, retries, max_restarts
+        self.cluster = RayCluster(address, num_cpus=1)
+
+    def __enter__(self) -> RemoteTrainer:
+        self.cluster.start()
+        have = self.cluster.gpus()
+        if self.gpus and have < self.gpus:
+            self.cluster.close()
+            where = f"the Ray cluster at {self.address}" if self.address else "this machine's Ray cluster"
+            raise WorkerError(f"--gpus {self.gpus:g}: {where} has {f'only {have:g} GPU' if have else 'no GPUs'}; "
+                              "give --gpus 0 to train on a CPU")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cluster.close()
+
+    def train(self, job: dict, on_step: Callback | None = None, on_pretrain: Callback | None = None,
+              on_worker: Callable[[int], None] | None = None, poll_s: float = 0.25) -> dict:
+        """Run ``train_model(**job)`` in a new actor; the record it returns, with ``worker``
+        (pid, node, the GPUs Ray assigned). ``on_step`` and ``on_pretrain`` get the actor's
+        progress in this process; ``on_worker(pid)`` each process that trains (a second one:
+        the first died and this one resumes)."""
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        actor = ray.remote(num_cpus=1, num_gpus=self.gpus, max_restarts=self.max_restarts,
+                           max_task_retries=self.retries, max_concurrency=2)(_Trainer).remote()
         try:
-            return ray.get(done)
-        except RayTaskError as exc:
-            cause = exc.cause
-            if isinstance(cause, HwnasError):
-                raise cause from None
-            raise WorkerError(f"training on the Ray worker failed: {one_line(cause, with_type=True)}") from None
-        except RayActorError as exc:
-            raise WorkerError(f"the Ray worker died {max_restarts + 1} times ({one_line(exc)[:160]}); "
-                              "run the same command again to resume from the last checkpoint") from None
-    finally:
-        if actor is not None:
+            done = actor.train.remote(job)
+            pid, seen, finished = None, 0, False
+            while not finished:
+                finished = bool(ray.wait([done], timeout=poll_s)[0])
+                try:
+                    now, events = ray.get(actor.progress.remote(seen))
+                    if now != pid:  # a new process (the first, or a restarted one): its events from the start
+                        pid, seen = now, 0
+                        if on_worker is not None:
+                            on_worker(pid)
+                        events = ray.get(actor.progress.remote(0))[1]
+                except RayActorError:  # the worker died; Ray restarts it and retries the training
+                    continue
+                seen += len(events)
+                for kind, step, total, loss in events:
+                    callback = on_step if kind == "train" else on_pretrain
+                    if callback is not None:
+                        callback(step, total, loss)
+            try:
+                return ray.get(done)
+            except RayTaskError as exc:
+                if isinstance(exc.cause, HwnasError):
+                    raise exc.cause from None
+                raise WorkerError(f"training on the Ray worker failed: {one_line(exc.cause, with_type=True)}") \
+                    from None
+            except RayActorError as exc:
+                raise WorkerError(f"the Ray worker died {self.max_restarts + 1} times ({one_line(exc)[:160]}); "
+                                  "run the same command again to resume from the last checkpoint") from None
+        finally:
             ray.kill(actor, no_restart=True)
-        cluster.close()

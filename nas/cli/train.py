@@ -1,6 +1,7 @@
 """``hwnas train``: the chosen architecture trained longer, into a model folder."""
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -96,7 +97,14 @@ def run_train(args) -> int:
     read_checkpoint(out / "checkpoint.pt", run_identity(exp, plan["arch"], options, seed, plan["init_info"]))
     placement = _ray_placement(args, exp.get("search", {}))
     start = time.perf_counter()
-    with Progress(enabled=not args.json) as shown:
+    with contextlib.ExitStack() as stack:
+        if placement is not None:  # the cluster first: one without the GPUs asked for is refused before any work
+            from nas.remote_train import RemoteTrainer
+
+            search = exp.get("search", {})
+            trainer = stack.enter_context(RemoteTrainer(placement["address"], placement["gpus"],
+                                                        search.get("retries", 2), search.get("max_restarts", 2)))
+        shown = stack.enter_context(Progress(enabled=not args.json))
         info = plan["init_info"]
         shown.print(f"training {plan['arch']} for {options.steps} steps into {out}; start: "
                     + (f"campaign weights of candidate {info['candidate']}" if info["source"] == "campaign"
@@ -115,8 +123,6 @@ def run_train(args) -> int:
             record = train_model(**job, device=args.device or "cpu", progress=PretrainProgress(shown),
                                  on_step=on_step)
         else:
-            from nas.remote_train import train_on_ray
-
             workers = []
 
             def on_worker(pid):
@@ -125,20 +131,20 @@ def run_train(args) -> int:
                                 "checkpoint")
                 workers.append(pid)
 
-            search = exp.get("search", {})
             job.update(out=out.resolve(), workdir=Path(job["workdir"]).resolve(),
                        device=args.device or ("cuda" if placement["gpus"] else "cpu"))
-            record = train_on_ray(job, placement["address"], placement["gpus"], search.get("retries", 2),
-                                  search.get("max_restarts", 2), on_step=on_step,
-                                  on_pretrain=PretrainProgress(shown), on_worker=on_worker)
+            record = trainer.train(job, on_step=on_step, on_pretrain=PretrainProgress(shown), on_worker=on_worker)
     record = {**record, "out": str(out), "wall_seconds": round(time.perf_counter() - start, 3)}
     if args.json:
         emit_json({k: v for k, v in record.items() if k != "log"} | {"log_tail": record["log"][-5:]})
         return 0
     resumed = f", resumed at step {record['resumed_from']}" if record["resumed_from"] is not None else ""
     loss = f"{record['final_loss']:.5f}" if record["final_loss"] is not None else "n/a (no temporal layer)"
+    worker = record.get("worker")
+    where = (f" on Ray worker pid {worker['pid']} ({worker['node']}"
+             + (f", GPU {','.join(worker['gpu_ids'])}" if worker["gpu_ids"] else "") + ")") if worker else ""
     print(f"{record['arch']}: {record['steps']} steps{resumed}, final loss {loss}, "
-          f"{record['wall_seconds']:.1f} s -> {out}")
+          f"{record['wall_seconds']:.1f} s{where} -> {out}")
     return 0
 
 
