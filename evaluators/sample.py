@@ -1,9 +1,10 @@
 """Videos from a trained model: the Euler sampler on a prompt, decoded to RGB frames, and
 written as an animated GIF, an MP4 or a PNG contact sheet.
 
-Decoding: the built-in data's latents are pixels (``x = 2·rgb − 1``, exact), so frames are
+Decoding: the shapes set's latents are pixels (``x = 2·rgb − 1``, exact), so frames are
 ``latents_to_frames``; other latents are decoded per frame by a diffusers ``AutoencoderKL``
-from a local directory (``vae``), ``vae.decode(z / scaling_factor)``.
+from a local directory (``evaluators.vae.Vae``): ``--vae DIR``, else the data set's own
+(the realistic set's small VAE).
 
 A prompt longer than the text encoder takes (more words than its L tokens) is cut to L
 with a warning, not an error: the model was trained on L tokens.
@@ -60,25 +61,39 @@ def sample_latents(trained, prompts: list[str], frames: int | None = None, steps
     return euler_sample(trained.model, x1.to(device), text, steps, guidance_scale).cpu()
 
 
-def decode(trained, latents: torch.Tensor, vae: str | Path | None = None) -> torch.Tensor:
-    """(N, T, 3, H, W) RGB in [0, 1]."""
-    if vae is None:
-        if not trained.pixel_space:
-            transform = trained.meta.get("latents", {}).get("transform")
-            raise HwnasError(f"the model's latents are not pixels ({transform!r}): give --vae DIR "
-                             "(a local diffusers AutoencoderKL) to decode them")
-        return latents_to_frames(latents)
-    from diffusers import AutoencoderKL
+def dataset_vae(trained) -> Path | None:
+    """The VAE the model's built-in data set was encoded with (the realistic set's small
+    VAE, as shipped), or None (pixels, a data set of its own, or settings not shipped)."""
+    data = trained.meta["experiment"].get("data", {})
+    if data.get("set") != "realistic" or data.get("dir"):
+        return None
+    from evaluators.realistic import small_vae
 
     try:
-        model = AutoencoderKL.from_pretrained(str(vae), local_files_only=True).eval()
-    except (OSError, ValueError) as exc:
-        raise HwnasError(f"--vae {vae}: not a local AutoencoderKL ({str(exc).splitlines()[0][:160]})") from None
+        return small_vae()
+    except HwnasError:
+        return None
+
+
+def decode(trained, latents: torch.Tensor, vae: str | Path | None = None) -> torch.Tensor:
+    """(N, T, 3, H, W) RGB in [0, 1]: pixel latents as they are, VAE latents through ``vae``
+    (a local diffusers AutoencoderKL; default: the data set's own, ``dataset_vae``)."""
+    if vae is None and trained.pixel_space:
+        return latents_to_frames(latents)
+    vae = vae or dataset_vae(trained)
+    if vae is None:
+        transform = trained.meta.get("latents", {}).get("transform")
+        raise HwnasError(f"the model's latents are not pixels ({transform!r}): give --vae DIR "
+                         "(a local diffusers AutoencoderKL) to decode them")
+    from evaluators.vae import Vae
+
+    model = Vae(vae)
+    if model.channels != latents.shape[2]:
+        raise HwnasError(f"--vae {vae}: its latents have {model.channels} channels, the model's "
+                         f"{latents.shape[2]}: the VAE of another data set")
     n, t = latents.shape[:2]
-    scale = getattr(model.config, "scaling_factor", 1.0) or 1.0
-    with torch.no_grad():
-        out = model.decode(latents.flatten(0, 1) / scale).sample
-    return ((out + 1.0) / 2.0).clamp(0.0, 1.0).reshape(n, t, *out.shape[1:])
+    frames = model.decode(latents.flatten(0, 1))
+    return frames.reshape(n, t, *frames.shape[1:])
 
 
 def to_uint8(frames: torch.Tensor, scale: int = 1):

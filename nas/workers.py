@@ -166,6 +166,62 @@ class _Actor:
                 "runner_device": str(getattr(self.runner, "device", "cpu"))}
 
 
+class RayCluster:
+    """The Ray cluster work runs on: the one at ``address`` (joined), or a local one started
+    here and stopped by ``close``. A local cluster gets its own temporary directory and a
+    watchdog (``nas.reaper``) started before it, so a kill -9 of this process leaves none of
+    its processes behind. When Ray is already initialised in this process (a test's cluster,
+    a caller's), it is used as it is and left running."""
+
+    def __init__(self, address: str | None = None, num_cpus: int = 1):
+        self.address, self.num_cpus = address, num_cpus
+        self._started_ray = False
+        self._reaper = None
+
+    def start(self) -> None:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        import ray
+
+        if self.address:
+            check_reachable(self.address)
+        if ray.is_initialized():
+            return
+        kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        try:
+            if self.address:
+                ray.init(address=self.address, **kwargs)
+            else:
+                from nas import reaper
+
+                root = tempfile.mkdtemp(prefix="hwnas_ray_", dir="/tmp")  # short: Ray's socket paths
+                self._reaper = reaper.start(root)
+                ray.init(address="local", num_cpus=self.num_cpus, _temp_dir=root, **kwargs)
+        except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
+            where = f"--ray-address / search.ray_address {self.address!r}" if self.address else "a local Ray cluster"
+            raise WorkerError(f"cannot start {where}: {one_line(exc)}") from None
+        self._started_ray = True
+
+    def close(self) -> None:
+        if not self._started_ray:
+            return
+        import ray
+
+        ray.shutdown()
+        self._started_ray = False
+        if self._reaper is not None:  # it exits by itself once the cluster is gone; reap it
+            try:
+                self._reaper.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._reaper.kill()
+                self._reaper.wait()
+            self._reaper = None
+
+    def gpus(self) -> float:
+        import ray
+
+        return float(ray.cluster_resources().get("GPU", 0.0))
+
+
 class RayPool(WorkerPool):
     def __init__(self, make_runner: Callable[[], Any], workers: int = 2, address: str | None = None,
                  timeout_s: float = 1800.0, retries: int = 2, max_restarts: int = 2, cpus_per_worker: float = 1.0,
@@ -179,41 +235,20 @@ class RayPool(WorkerPool):
         self.timeout_s, self.retries, self.max_restarts = timeout_s, retries, max_restarts
         self.cpus_per_worker = cpus_per_worker
         self.actors: list = []
-        self._started_ray = False
-        self._reaper = None
+        self._cluster = RayCluster(address, num_cpus=max(1, int(workers * cpus_per_worker)))
 
     def start(self) -> None:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         import ray
 
-        if self.address:
-            check_reachable(self.address)
-        if not ray.is_initialized():
-            kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
-            try:
-                if self.address:
-                    ray.init(address=self.address, **kwargs)
-                else:
-                    from nas import reaper
-
-                    # A kill -9 of this process must not leave the cluster running: a watchdog,
-                    # started before the cluster, knows it by its own temporary directory.
-                    root = tempfile.mkdtemp(prefix="hwnas_ray_", dir="/tmp")  # short: Ray's socket paths
-                    self._reaper = reaper.start(root)
-                    ray.init(address="local", num_cpus=max(1, int(self.workers * self.cpus_per_worker)),
-                             _temp_dir=root, **kwargs)
-            except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
-                where = f"--ray-address / search.ray_address {self.address!r}" if self.address else "a local Ray cluster"
-                raise WorkerError(f"cannot start {where}: {one_line(exc)}") from None
-            self._started_ray = True
+        self._cluster.start()
         if self.gpus_per_worker:
-            self._fit_gpus(ray)
+            self._fit_gpus()
         self._remote = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker,
                                   max_restarts=self.max_restarts, max_task_retries=self.retries)(_Actor)
         self.actors = [self._new_actor() for _ in range(self.workers)]
 
-    def _fit_gpus(self, ray) -> None:
-        total = float(ray.cluster_resources().get("GPU", 0.0))
+    def _fit_gpus(self) -> None:
+        total = self._cluster.gpus()
         if total < self.gpus_per_worker:
             where = f"the Ray cluster at {self.address}" if self.address else "this machine's Ray cluster"
             have = f"only {total:g} GPU" if total else "no GPUs"
@@ -245,16 +280,7 @@ class RayPool(WorkerPool):
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
         self.actors = []
-        if self._started_ray:
-            ray.shutdown()
-            self._started_ray = False
-            if self._reaper is not None:  # it exits by itself once the cluster is gone; reap it
-                try:
-                    self._reaper.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self._reaper.kill()
-                    self._reaper.wait()
-                self._reaper = None
+        self._cluster.close()
 
     def pids(self) -> list[int]:
         import ray

@@ -18,7 +18,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--scale", type=int, default=8, help="pixel upscaling of the written frames (nearest)")
-    p.add_argument("--vae", help="local diffusers AutoencoderKL, when the latents are not pixels")
+    p.add_argument("--vae", help="local diffusers AutoencoderKL that decodes the latents (default: the data "
+                                 "set's own, e.g. the realistic set's small VAE; pixel latents need none)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run_sample)

@@ -1,6 +1,7 @@
 """``hwnas train``: the chosen architecture trained longer, into a model folder."""
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -28,7 +29,12 @@ def register(sub) -> None:
                    help="share of steps on image batches (one frame per clip), mixed with video batches")
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps between resumable checkpoints")
     p.add_argument("--seed", type=int, help="default: the experiment's")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps")
+    p.add_argument("--device", help="cpu, cuda, cuda:N, mps (default: cuda on a Ray worker with --gpus, else cpu)")
+    p.add_argument("--ray", action="store_true",
+                   help="train in a Ray actor: on the cluster at --ray-address (default: search.ray_address), "
+                        "else a local one; checkpoints go to --out, which the worker must see")
+    p.add_argument("--ray-address", help="join this Ray cluster (implies --ray)")
+    p.add_argument("--gpus", type=float, help="GPUs the Ray actor asks for (default: search.gpus_per_worker)")
     p.add_argument("--threads", type=int, help="torch threads (default: train.threads)")
     p.add_argument("--workdir", help="data and backbone cache (config: default .cache/hwnas/NAME; "
                                      "campaign: its own)")
@@ -89,8 +95,16 @@ def run_train(args) -> int:
     from evaluators.longtrain import read_checkpoint, run_identity
 
     read_checkpoint(out / "checkpoint.pt", run_identity(exp, plan["arch"], options, seed, plan["init_info"]))
+    placement = _ray_placement(args, exp.get("search", {}))
     start = time.perf_counter()
-    with Progress(enabled=not args.json) as shown:
+    with contextlib.ExitStack() as stack:
+        if placement is not None:  # the cluster first: one without the GPUs asked for is refused before any work
+            from nas.remote_train import RemoteTrainer
+
+            search = exp.get("search", {})
+            trainer = stack.enter_context(RemoteTrainer(placement["address"], placement["gpus"],
+                                                        search.get("retries", 2), search.get("max_restarts", 2)))
+        shown = stack.enter_context(Progress(enabled=not args.json))
         info = plan["init_info"]
         shown.print(f"training {plan['arch']} for {options.steps} steps into {out}; start: "
                     + (f"campaign weights of candidate {info['candidate']}" if info["source"] == "campaign"
@@ -102,18 +116,48 @@ def run_train(args) -> int:
                 task["t"] = shown.task("training", total=total, completed=step - 1)
             task["t"].update(completed=step, description=f"training, loss {loss:.4f}")
 
-        record = train_model(exp, plan["arch"], out, options, seed, plan["workdir"], plan["init_state"],
-                             plan["init_info"], device=args.device, threads=threads,
-                             progress=PretrainProgress(shown), on_step=on_step)
+        job = {"experiment": exp, "arch": plan["arch"], "out": out, "config": options, "seed": seed,
+               "workdir": plan["workdir"], "init_state": plan["init_state"], "init_info": plan["init_info"],
+               "threads": threads}
+        if placement is None:
+            record = train_model(**job, device=args.device or "cpu", progress=PretrainProgress(shown),
+                                 on_step=on_step)
+        else:
+            workers = []
+
+            def on_worker(pid):
+                if workers:
+                    shown.print(f"the Ray worker (pid {workers[-1]}) was lost; pid {pid} resumes from the last "
+                                "checkpoint")
+                workers.append(pid)
+
+            job.update(out=out.resolve(), workdir=Path(job["workdir"]).resolve(),
+                       device=args.device or ("cuda" if placement["gpus"] else "cpu"))
+            record = trainer.train(job, on_step=on_step, on_pretrain=PretrainProgress(shown), on_worker=on_worker)
     record = {**record, "out": str(out), "wall_seconds": round(time.perf_counter() - start, 3)}
     if args.json:
         emit_json({k: v for k, v in record.items() if k != "log"} | {"log_tail": record["log"][-5:]})
         return 0
     resumed = f", resumed at step {record['resumed_from']}" if record["resumed_from"] is not None else ""
     loss = f"{record['final_loss']:.5f}" if record["final_loss"] is not None else "n/a (no temporal layer)"
+    worker = record.get("worker")
+    where = (f" on Ray worker pid {worker['pid']} ({worker['node']}"
+             + (f", GPU {','.join(worker['gpu_ids'])}" if worker["gpu_ids"] else "") + ")") if worker else ""
     print(f"{record['arch']}: {record['steps']} steps{resumed}, final loss {loss}, "
-          f"{record['wall_seconds']:.1f} s -> {out}")
+          f"{record['wall_seconds']:.1f} s{where} -> {out}")
     return 0
+
+
+def _ray_placement(args, search: dict) -> dict | None:
+    """Where --ray trains: {"address", "gpus"}, or None for this process."""
+    if not (args.ray or args.ray_address):
+        if args.gpus is not None:
+            raise CliError("--gpus is for a Ray worker: add --ray")
+        return None
+    gpus = search.get("gpus_per_worker", 0.0) if args.gpus is None else args.gpus
+    if gpus < 0:
+        raise CliError(f"--gpus {gpus:g}: must be 0 or more")
+    return {"address": args.ray_address or search.get("ray_address"), "gpus": gpus}
 
 
 def _slug(arch: str) -> str:
