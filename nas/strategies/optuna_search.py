@@ -40,10 +40,14 @@ class OptunaOptions:
     # without training, so the training budget goes to feasible candidates
     skip_infeasible: bool = True
     max_asks: int = 200
+    # a sampler that asks for the same rejected architecture this many times in a row is stuck
+    # (GPSampler: a rejected ask leaves its fit unchanged, so it asks again for the same point,
+    # each time refitting): the search stops there instead of spending max_asks fits
+    max_repeats: int = 10
 
     def __post_init__(self):
-        if self.batch < 1 or self.max_asks < 1:
-            raise ValueError("batch and max_asks must be at least 1")
+        if self.batch < 1 or self.max_asks < 1 or self.max_repeats < 1:
+            raise ValueError("batch, max_asks and max_repeats must be at least 1")
 
 
 @register_strategy("optuna")
@@ -84,8 +88,9 @@ class OptunaSearch(Strategy):
         study = self._study(dists)
         seen = {h["arch"] for h in self.history}
         out, self.pending = [], {}
+        last, repeats = None, 0
         for _ in range(self.options.max_asks):
-            if len(out) == n:
+            if len(out) == n or repeats >= self.options.max_repeats:
                 break
             trial = study.ask(dists)
             arch = decode(trial.params)
@@ -95,7 +100,10 @@ class OptunaSearch(Strategy):
                     cost.memory_bytes - b.memory_bytes if b.memory_bytes is not None else 0.0]
             if str(arch) in seen or (self.options.skip_infeasible and not state.fits(arch)):
                 study.tell(trial, state=TrialState.FAIL)
+                repeats = repeats + 1 if str(arch) == last else 1
+                last = str(arch)
                 continue
+            last, repeats = None, 0
             seen.add(str(arch))
             cid = f"t{len(self.history) + len(out)}"
             sysattrs = {k: v for k, v in study._storage.get_trial_system_attrs(trial._trial_id).items()
@@ -103,7 +111,10 @@ class OptunaSearch(Strategy):
             self.pending[cid] = {"arch": str(arch), "params": dict(trial.params), "constraints": cons,
                                  "system_attrs": sysattrs}
             out.append(Candidate(cid, arch, self.steps, self.seed * 100003 + len(self.history) + len(out)))
-        if not out:
+        if not out and repeats >= self.options.max_repeats:
+            why = "already evaluated" if last in seen else "outside the budgets"
+            self._finish(f"the sampler is stuck: it asked for {last} ({why}) {repeats} times in a row")
+        elif not out:
             self._finish(f"the sampler proposed no new architecture within the budgets in {self.options.max_asks} asks")
         return out
 
