@@ -9,7 +9,8 @@ from core.errors import ConfigError, UnknownNameError
 from nas.strategies import STRATEGIES, create_strategy
 
 STEPS = 100
-OPTIONS = {"snapgen": [{}, {"combine": "normalized"}, {"train_steps": 50}, {"halving": True}],
+OPTIONS = {"snapgen": [{}, {"combine": "normalized"}, {"train_steps": 50}, {"halving": True},
+                       {"halving": True, "halving_margin": 0.01}],
            "random": [{}], "optuna": [{"sampler": "nsga2"}, {"sampler": "tpe"}],
            "mobilevd": [{}, {"segments": 4, "n": 1}]}
 CASES = [(name, opts) for name in STRATEGIES.names() for opts in OPTIONS.get(name, [{}])]
