@@ -251,8 +251,9 @@ class SnapgenSearch(Strategy):
     def _clear(self, scored: list[tuple[Outcome, dict]], margin: float) -> bool:
         """Whether ``_decide`` may run now, at a rung below the last: the leader keeps first
         place with its ΔQ lowered by ``margin`` against any other child's raised by it (a
-        higher ΔQ never lowers a child's ratios, in either branch), or, adding, no child
-        could gain more than min_gain. Children that could not gain are left out."""
+        higher ΔQ never worsens a child's place, in either branch), or, adding, no child
+        could gain more than min_gain. Children that could not gain are left out. The chosen
+        child's weights are then those of this rung's training."""
         def moved(item, dq):
             o, note = item
             kind = Action.parse(o.candidate.action).kind
