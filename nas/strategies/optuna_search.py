@@ -27,6 +27,7 @@ SAMPLERS = {"nsga2": optuna.samplers.NSGAIISampler, "tpe": optuna.samplers.TPESa
 # Defaults sized for campaigns of tens of candidates (Optuna's own are for hundreds).
 # GPSampler (multi-objective LogEHVI; the budgets' constraints from each trial) is what Optuna
 # recommends for 10-100 trials: a few random trials to fit the first GP on.
+STUCK_AFTER = {"gp": 10}  # max_repeats by sampler
 SAMPLER_DEFAULTS = {"nsga2": {"population_size": 8}, "tpe": {"n_startup_trials": 5, "multivariate": True},
                     "gp": {"n_startup_trials": 5}}
 
@@ -41,12 +42,14 @@ class OptunaOptions:
     skip_infeasible: bool = True
     max_asks: int = 200
     # a sampler that asks for the same rejected architecture this many times in a row is stuck
-    # (GPSampler: a rejected ask leaves its fit unchanged, so it asks again for the same point,
-    # each time refitting): the search stops there instead of spending max_asks fits
-    max_repeats: int = 10
+    # and the search stops there; None: the sampler's default in STUCK_AFTER, else max_asks.
+    # GPSampler's acquisition is deterministic given its fit, which a rejected ask leaves as it
+    # was, so it asks again for the same point, refitting each time; TPE's draws are random and
+    # find a new architecture after runs of repeats, so they get the whole max_asks
+    max_repeats: int | None = None
 
     def __post_init__(self):
-        if self.batch < 1 or self.max_asks < 1 or self.max_repeats < 1:
+        if self.batch < 1 or self.max_asks < 1 or (self.max_repeats is not None and self.max_repeats < 1):
             raise ValueError("batch, max_asks and max_repeats must be at least 1")
 
 
@@ -89,8 +92,9 @@ class OptunaSearch(Strategy):
         seen = {h["arch"] for h in self.history}
         out, self.pending = [], {}
         last, repeats = None, 0
+        stuck = self.options.max_repeats or STUCK_AFTER.get(self.options.sampler, self.options.max_asks)
         for _ in range(self.options.max_asks):
-            if len(out) == n or repeats >= self.options.max_repeats:
+            if len(out) == n or repeats >= stuck:
                 break
             trial = study.ask(dists)
             arch = decode(trial.params)
@@ -111,7 +115,7 @@ class OptunaSearch(Strategy):
             self.pending[cid] = {"arch": str(arch), "params": dict(trial.params), "constraints": cons,
                                  "system_attrs": sysattrs}
             out.append(Candidate(cid, arch, self.steps, self.seed * 100003 + len(self.history) + len(out)))
-        if not out and repeats >= self.options.max_repeats:
+        if not out and repeats >= stuck:
             why = "already evaluated" if last in seen else "outside the budgets"
             self._finish(f"the sampler is stuck: it asked for {last} ({why}) {repeats} times in a row")
         elif not out:
