@@ -282,5 +282,24 @@ def drive(strategy, state, pool: WorkerPool, max_train_steps: int | None, max_ro
                       "stop_reason": strategy.stop_reason}
 
 
+def snapgen_step(table: TabularBenchmark, space, budgets, arch, seed: int, steps: int, halving: dict | None):
+    """One evolution step of ``snapgen`` from ``arch`` on the table, with successive halving
+    (these options) or without (None): the action chosen (None: converged), the training
+    steps spent, the number of eligible actions, the rung it decided at (None without halving)."""
+    from nas.strategies import SearchState, create_strategy
+
+    s = create_strategy("snapgen", {"start": str(arch), "halving": halving is not None, **(halving or {})}, seed,
+                        steps)
+    state = SearchState(space, table.predict, budgets)
+    spent = 0
+    while not s.decisions and not s.done:  # round by round: a rung is a round
+        _, budget = drive(s, state, TabularPool(table), None, max_rounds=1)
+        if not budget["rounds"]:
+            break
+        spent += budget["steps"]
+    d = s.decisions[0] if s.decisions else {}
+    return d.get("action"), spent, sum(1 for v in s.eligible.values() if v), d.get("rung")
+
+
 def architectures(table: TabularBenchmark) -> list[Architecture]:
     return [Architecture.parse(a) for a in table.by_arch]

@@ -12,7 +12,10 @@ the table's true Pareto set (within the budgets) it evaluated.
 
 Also measured: successive halving inside A1's evolution step -- for every feasible
 architecture of the table as the current model and every seed, the action full
-evaluation chooses vs the one halving chooses, and the training steps each spends.
+evaluation chooses vs the one halving chooses, and the training steps each spends, per
+schedule (``HALVING``); the margin rule's ``halving_margin`` is z times the seed noise of
+ΔQ at the first rung, measured here on the table (``delta_noise``). Note: z is chosen on
+this same table.
 
     PYTHONPATH=. .venv/bin/python experiments/benchmarks/tabular_compare.py --seeds 30 --candidates 10
 """
@@ -34,14 +37,15 @@ from core.budgets import Budgets
 from core.errors import HwnasError
 from nas.pareto import Point, compute_front
 from nas.strategies import SearchState, create_strategy
-from nas.tabular import TabularBenchmark, TabularPool, drive
+from nas.tabular import TabularBenchmark, TabularPool, drive, snapgen_step
 from search_spaces.architecture import Architecture
 from search_spaces.space import SearchSpace, SpaceConfig
 
 
-def strategies(candidates: int) -> dict:
+def strategies(candidates: int, margin: float) -> dict:
     pop = max(2, candidates // 3)  # NSGA-II: three generations fit the budget
     return {"snapgen": ("snapgen", {}), "snapgen_halving": ("snapgen", {"halving": True}),
+            "snapgen_halving_margin": ("snapgen", {"halving": True, "halving_margin": margin}),
             "random": ("random", {}),
             "nsga2": ("optuna", {"sampler": "nsga2", "sampler_options": {"population_size": pop}}),
             "tpe": ("optuna", {"sampler": "tpe"}), "gp": ("optuna", {"sampler": "gp"}),
@@ -78,42 +82,91 @@ def spread(vals: list[float]) -> dict:
     return {"median": statistics.median(vals), "p25": q[0], "p75": q[2], "min": vals[0], "max": vals[-1]}
 
 
+# Schedules of successive halving measured against full evaluation. "margin_z": the option
+# halving_margin set to z times the seed noise of ΔQ at the first rung, measured on the table.
 HALVING = {"eta2": {"halving_eta": 2}, "eta3": {"halving_eta": 3},
-           "K/4-then-K, eta 4": {"halving_eta": 4, "halving_rungs": [0.25, 1.0]}}
+           "K/4-then-K, eta 4": {"halving_eta": 4, "halving_rungs": [0.25, 1.0]},
+           "eta2, margin 1 sigma": {"halving_eta": 2, "margin_z": 1.0},
+           "eta2, margin 2 sigma": {"halving_eta": 2, "margin_z": 2.0},
+           "eta2, margin 3 sigma": {"halving_eta": 2, "margin_z": 3.0},
+           "eta4, margin 1 sigma": {"halving_eta": 4, "margin_z": 1.0},
+           "eta4, margin 2 sigma": {"halving_eta": 4, "margin_z": 2.0}}
 
 
-def halving_agreement(table, space, budgets, steps: int, seeds: int, label: str) -> dict:
-    """One evolution step from every feasible architecture: full evaluation vs halving."""
-    same = total = informative = same_informative = 0
-    steps_full = steps_halving = 0
-    for arch in [Architecture.parse(a) for a in table.by_arch]:
-        p = table.cost(arch)
-        if budgets.violations(*p):
-            continue
-        for seed in range(seeds):
-            chosen, spent = [], []
-            for halving in (False, True):
-                s = create_strategy("snapgen", {"start": str(arch), "halving": halving, **HALVING[label]}, seed,
-                                    steps)
-                state = SearchState(space, table.predict, budgets)
-                rounds = len(s.rung_steps()) if halving else 1  # one evolution step, not the next one's first rung
-                _, budget = drive(s, state, TabularPool(table), None, max_rounds=rounds)
-                chosen.append(s.decisions[0]["action"] if s.decisions else None)
-                spent.append(budget["steps"])
-                if not halving:
-                    n_eligible = sum(1 for v in s.eligible.values() if v)
+MARGIN_Z = 2.0  # snapgen_halving_margin's halving_margin, in seed noises of ΔQ at the first rung
+
+
+def delta_noise(table: TabularBenchmark, space) -> dict[int, float]:
+    """The seed noise of ΔQ = Q(child) - Q(parent) (same seed row, as in an evolution step)
+    at each tabulated fidelity: the root mean over every (architecture, one-action child) pair
+    of the tabulated variance of ΔQ over seeds."""
+    out = {}
+    for f in sorted(next(iter(table.by_arch.values()))[0].quality):
+        var, n = 0.0, 0
+        for a in table.by_arch:
+            arch = Architecture.parse(a)
+            for action in space.actions(arch):
+                child = str(arch.apply(action))
+                if child not in table:
+                    continue
+                rows = len(table.rows(a))
+                d = [table.quality(child, s, f) - table.quality(a, s, f) for s in range(rows)]
+                if len(d) > 1:
+                    var += statistics.variance(d)
+                    n += 1
+        out[f] = (var / n) ** 0.5 if n else 0.0
+    return out
+
+
+def halving_agreement(table, space, budgets, steps: int, seeds: int, label: str, noise: dict[int, float]) -> dict:
+    """One evolution step from every feasible architecture, per seed: full evaluation vs halving."""
+    opts = dict(HALVING[label])
+    z = opts.pop("margin_z", None)
+    first = min(noise)
+    if z is not None:
+        opts["halving_margin"] = z * noise[first]
+    archs = [Architecture.parse(a) for a in table.by_arch if not budgets.violations(*table.cost(a))]
+    rows = min(len(table.rows(a)) for a in archs)
+    memo = {}  # snapgen is deterministic but for the table row its step's data seed selects
+    # (seed mod rows): one step per (architecture, row), computed once
+
+    def step(arch, seed, options):
+        first = create_strategy("snapgen", {"start": str(arch)}, seed, steps).propose(
+            SearchState(space, table.predict, budgets))
+        key = (str(arch), first[0].seed % rows if first else None, options is None)
+        if key not in memo:
+            memo[key] = snapgen_step(table, space, budgets, arch, seed, steps, options)
+        return memo[key]
+
+    per_seed, early = [], 0
+    same = total = informative = same_informative = steps_full = steps_halving = 0
+    for seed in range(seeds):
+        s_same = s_full = s_half = 0
+        for arch in archs:
+            full, spent_full, n_eligible, _ = step(arch, seed, None)
+            half, spent_half, _, rung = step(arch, seed, opts)
             total += 1
-            same += chosen[0] == chosen[1]
-            steps_full += spent[0]
-            steps_halving += spent[1]
+            same += full == half
+            s_same += full == half
+            s_full += spent_full
+            s_half += spent_half
+            early += rung is not None and rung < len(opts.get("halving_rungs", (0.25, 0.5, 1.0))) - 1
             if n_eligible >= 2:
                 informative += 1
-                same_informative += chosen[0] == chosen[1]
-    return {"schedule": label, "options": HALVING[label], "evolution_steps": total, "same_action": same / total if total else None,
+                same_informative += full == half
+        steps_full += s_full
+        steps_halving += s_half
+        per_seed.append({"seed": seed, "same_action": s_same / len(archs), "steps_ratio": s_half / s_full})
+    return {"schedule": label, "options": opts, "margin_z": z, "evolution_steps": total,
+            "same_action": same / total if total else None,
             "evolution_steps_with_2plus_actions": informative,
             "same_action_2plus": same_informative / informative if informative else None,
+            "decided_early": early / total if total else None,
             "steps_full": steps_full, "steps_halving": steps_halving,
-            "steps_ratio": steps_halving / steps_full if steps_full else None}
+            "steps_ratio": steps_halving / steps_full if steps_full else None,
+            "per_seed": per_seed,
+            "same_action_over_seeds": spread([p["same_action"] for p in per_seed]),
+            "steps_ratio_over_seeds": spread([p["steps_ratio"] for p in per_seed])}
 
 
 def main() -> None:
@@ -126,6 +179,7 @@ def main() -> None:
     ap.add_argument("--name", default="tabular_compare")
     ap.add_argument("--latency-pct", type=float, default=None, help="latency budget over the backbone (default: tiny.yaml's)")
     ap.add_argument("--memory-pct", type=float, default=None)
+    ap.add_argument("--halving", default=None, help="';'-separated schedules of HALVING to measure (default all)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     import optuna
@@ -148,8 +202,11 @@ def main() -> None:
               "best_feasible_quality_possible": ideal[0],
               "budgets": {"latency_ms": budgets.latency_ms_per_step, "memory_bytes": budgets.memory_bytes},
               "training_budget_steps": args.candidates * k, "runs": [], "summary": {}}
-    chosen = strategies(args.candidates)
-    names = args.strategies.split(",") if args.strategies else list(chosen)
+    noise = delta_noise(table, space)
+    result["delta_quality_seed_noise"] = noise
+    print("seed noise of dQ per fidelity:", {f: f"{v:.2e}" for f, v in noise.items()}, flush=True)
+    chosen = strategies(args.candidates, MARGIN_Z * noise[min(noise)])
+    names = [] if args.strategies == "none" else args.strategies.split(",") if args.strategies else list(chosen)
     for label in names:
         name, options = chosen[label]
         if name == "mobilevd" and supernet is None:
@@ -185,10 +242,13 @@ def main() -> None:
               f"pareto {sm['pareto_share']['median']:.2f}  best {sm['best_feasible_quality']['median']:.5f}  "
               f"({time.perf_counter() - t0:.0f} s for {len(rows)} seeds)", flush=True)
         write(args.name, result)
-    result["halving"] = [halving_agreement(table, space, budgets, k, args.seeds, label) for label in HALVING]
-    for h in result["halving"]:
+    result["halving"] = []
+    for label in (args.halving.split(";") if args.halving else HALVING):
+        h = halving_agreement(table, space, budgets, k, args.seeds, label, noise)
+        result["halving"].append(h)
         print(f"halving {h['schedule']}: same action {h['same_action']:.3f} "
-              f"(>=2 actions: {h['same_action_2plus']}) at {h['steps_ratio']:.3f} of the steps", flush=True)
+              f"(>=2 actions: {h['same_action_2plus']}) at {h['steps_ratio']:.3f} of the steps, "
+              f"decided early {h['decided_early']:.2f}", flush=True)
     path = write(args.name, result)
     path.with_suffix(".md").write_text(markdown(result))  # beside the JSON ($OUT or results/)
     print(path)
@@ -218,13 +278,25 @@ def markdown(result: dict) -> str:
         lines.append(f"| {label} | {f('hypervolume_normalised', '.3f')} | {f('best_feasible_quality', '.5f')} | "
                      f"{f('pareto_share', '.2f')} | {sm['evaluated']['median']:g} | {sm['steps']['median']:g} | "
                      f"{sm['candidate_seconds']['median']:.0f} |")
-    for h in result.get("halving", []):
-        lines.append("")
-        lines.append(f"Successive halving ({h['schedule']}: {h['options']}) in A1's evolution step, from every feasible architecture × "
-                     f"every seed ({h['evolution_steps']} evolution steps): same action as full evaluation in "
-                     f"{100 * h['same_action']:.1f} % ({h['evolution_steps_with_2plus_actions']} steps with ≥ 2 "
-                     f"eligible actions: {100 * (h['same_action_2plus'] or 0):.1f} %), at "
-                     f"{100 * h['steps_ratio']:.1f} % of the training steps.")
+    if result.get("halving"):
+        noise = result["delta_quality_seed_noise"]
+        steps = result["halving"][0]["evolution_steps"]
+        lines += ["", f"Successive halving in A1's evolution step vs full evaluation, one evolution step from every "
+                  f"feasible architecture × every seed ({steps} evolution steps; "
+                  f"{result['halving'][0]['evolution_steps_with_2plus_actions']} with ≥ 2 eligible actions). "
+                  "Seed noise of ΔQ (child − parent, same seed row) at "
+                  + ", ".join(f"{f} steps: {v:.2e}" for f, v in noise.items())
+                  + ". Per seed: median (min–max) over seeds (the table has "
+                  "two seed rows, so seeds of equal parity repeat).", "",
+                  ("| schedule | options | same action | same action, ≥ 2 actions | decided early | "
+                   "share of training steps |"), "|---|---|---|---|---|---|"]
+        for h in result["halving"]:
+            a, r = h["same_action_over_seeds"], h["steps_ratio_over_seeds"]
+            lines.append(f"| {h['schedule']} | `{h['options']}` | {100 * h['same_action']:.1f} % "
+                         f"(per seed {100 * a['median']:.1f}, {100 * a['min']:.1f}–{100 * a['max']:.1f}) | "
+                         f"{100 * (h['same_action_2plus'] or 0):.1f} % | {100 * h['decided_early']:.1f} % | "
+                         f"{100 * h['steps_ratio']:.1f} % (per seed {100 * r['median']:.1f}, "
+                         f"{100 * r['min']:.1f}–{100 * r['max']:.1f}) |")
     return "\n".join(lines) + "\n"
 
 

@@ -27,6 +27,7 @@ SAMPLERS = {"nsga2": optuna.samplers.NSGAIISampler, "tpe": optuna.samplers.TPESa
 # Defaults sized for campaigns of tens of candidates (Optuna's own are for hundreds).
 # GPSampler (multi-objective LogEHVI; the budgets' constraints from each trial) is what Optuna
 # recommends for 10-100 trials: a few random trials to fit the first GP on.
+STUCK_AFTER = {"gp": 10}  # max_repeats by sampler
 SAMPLER_DEFAULTS = {"nsga2": {"population_size": 8}, "tpe": {"n_startup_trials": 5, "multivariate": True},
                     "gp": {"n_startup_trials": 5}}
 
@@ -40,10 +41,16 @@ class OptunaOptions:
     # without training, so the training budget goes to feasible candidates
     skip_infeasible: bool = True
     max_asks: int = 200
+    # a sampler that asks for the same rejected architecture this many times in a row is stuck
+    # and the search stops there; None: the sampler's default in STUCK_AFTER, else max_asks.
+    # GPSampler's acquisition is deterministic given its fit, which a rejected ask leaves as it
+    # was, so it asks again for the same point, refitting each time; TPE's draws are random and
+    # find a new architecture after runs of repeats, so they get the whole max_asks
+    max_repeats: int | None = None
 
     def __post_init__(self):
-        if self.batch < 1 or self.max_asks < 1:
-            raise ValueError("batch and max_asks must be at least 1")
+        if self.batch < 1 or self.max_asks < 1 or (self.max_repeats is not None and self.max_repeats < 1):
+            raise ValueError("batch, max_asks and max_repeats must be at least 1")
 
 
 @register_strategy("optuna")
@@ -84,8 +91,10 @@ class OptunaSearch(Strategy):
         study = self._study(dists)
         seen = {h["arch"] for h in self.history}
         out, self.pending = [], {}
+        last, repeats = None, 0
+        stuck = self.options.max_repeats or STUCK_AFTER.get(self.options.sampler, self.options.max_asks)
         for _ in range(self.options.max_asks):
-            if len(out) == n:
+            if len(out) == n or repeats >= stuck:
                 break
             trial = study.ask(dists)
             arch = decode(trial.params)
@@ -95,7 +104,10 @@ class OptunaSearch(Strategy):
                     cost.memory_bytes - b.memory_bytes if b.memory_bytes is not None else 0.0]
             if str(arch) in seen or (self.options.skip_infeasible and not state.fits(arch)):
                 study.tell(trial, state=TrialState.FAIL)
+                repeats = repeats + 1 if str(arch) == last else 1
+                last = str(arch)
                 continue
+            last, repeats = None, 0
             seen.add(str(arch))
             cid = f"t{len(self.history) + len(out)}"
             sysattrs = {k: v for k, v in study._storage.get_trial_system_attrs(trial._trial_id).items()
@@ -103,7 +115,10 @@ class OptunaSearch(Strategy):
             self.pending[cid] = {"arch": str(arch), "params": dict(trial.params), "constraints": cons,
                                  "system_attrs": sysattrs}
             out.append(Candidate(cid, arch, self.steps, self.seed * 100003 + len(self.history) + len(out)))
-        if not out:
+        if not out and repeats >= stuck:
+            why = "already evaluated" if last in seen else "outside the budgets"
+            self._finish(f"the sampler is stuck: it asked for {last} ({why}) {repeats} times in a row")
+        elif not out:
             self._finish(f"the sampler proposed no new architecture within the budgets in {self.options.max_asks} asks")
         return out
 

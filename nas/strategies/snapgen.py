@@ -50,6 +50,12 @@ class SnapgenOptions:
     halving: bool = False
     halving_eta: int = 2
     halving_rungs: tuple[float, ...] = (0.25, 0.5, 1.0)  # each rung's cumulative training, as a share of K
+    # early decision at a rung below the last when the leader is clear of the noise: its ΔQ
+    # lowered by the margin still ranks first against every other child's raised by it
+    # (adding: and still gains more than min_gain), or, adding, no child's ΔQ raised by it
+    # would gain (converged). In quality units: the seed noise of ΔQ at the first rung
+    # (experiments/benchmarks/tabular_compare.py measures it on the table). None: never early.
+    halving_margin: float | None = None
 
     def __post_init__(self):
         if self.train_steps < 0:
@@ -60,6 +66,8 @@ class SnapgenOptions:
             raise ValueError("epsilon_latency_ms and epsilon_memory_bytes must be positive")
         if self.halving_eta < 2:
             raise ValueError("halving_eta must be at least 2")
+        if self.halving_margin is not None and self.halving_margin < 0:
+            raise ValueError("halving_margin must be non-negative")
         r = self.halving_rungs
         if not r or r[-1] != 1.0 or any(not 0 <= a < b for a, b in zip((0.0,) + tuple(r[:-1]), r)):
             raise ValueError("halving_rungs must rise strictly from above 0 to 1.0")
@@ -191,6 +199,8 @@ class SnapgenSearch(Strategy):
             notes[o.candidate.id] = note
             if self.eligible.get(o.candidate.id):
                 scored.append((o, note))
+        if self.options.halving_margin is not None and self._clear(scored, self.options.halving_margin):
+            return {**notes, **self._decide(outcomes)}  # decided at this rung
         ranked = self._rank(scored)
         keep = ranked[:max(1, -(-len(ranked) // self.options.halving_eta))]
         for o in keep:
@@ -236,6 +246,49 @@ class SnapgenSearch(Strategy):
             return {}
         if self.options.halving and self.rung < len(self.rung_steps()) - 1:
             return self._halve(outcomes)
+        return self._decide(outcomes)
+
+    def _clear(self, scored: list[tuple[Outcome, dict]], margin: float) -> bool:
+        """Whether ``_decide`` may run now, at a rung below the last: the leader keeps first
+        place with its ΔQ lowered by ``margin`` against any other child's raised by it (a
+        higher ΔQ never worsens a child's place, in either branch), or, adding, no child
+        could gain more than min_gain. Children that could not gain are left out. The chosen
+        child's weights are then those of this rung's training."""
+        def moved(item, dq):
+            o, note = item
+            kind = Action.parse(o.candidate.action).kind
+            return o, {**note, "delta_quality": dq,
+                       "score_latency": ratio(dq, note["delta_latency_ms"], self.options.epsilon_latency_ms, kind),
+                       "score_memory": ratio(dq, note["delta_memory_bytes"], self.options.epsilon_memory_bytes, kind)}
+
+        gain = self.options.min_gain
+        if self.branch == "add":
+            scored = [s for s in scored if s[1]["delta_quality"] + margin > gain]
+            if not scored:
+                return True  # converged: nothing could gain
+        if self.options.zero_delta == "skip":
+            key = "delta_memory_bytes" if self.branch == "memory" else "delta_latency_ms"
+            eps = self.options.epsilon_memory_bytes if self.branch == "memory" else self.options.epsilon_latency_ms
+            scored = [s for s in scored if abs(s[1][key]) >= eps]
+        if not scored:
+            return False
+        lead = self._rank(scored)[0]
+        i = next(j for j, s in enumerate(scored) if s[0] is lead)
+        worst = moved(scored[i], scored[i][1]["delta_quality"] - margin)
+        if self.branch == "add" and worst[1]["delta_quality"] <= gain:
+            return False
+        for j, other in enumerate(scored):
+            if j == i:
+                continue
+            trial = list(scored)
+            trial[i], trial[j] = worst, moved(other, other[1]["delta_quality"] + margin)
+            if self._rank(trial)[0] is not lead:
+                return False
+        return True
+
+    def _decide(self, outcomes: list[Outcome]) -> dict[str, dict]:
+        """A1's rule over the children of this evolution step (at its last rung, or earlier)."""
+        decided_rung = self.rung
         self.rung, self.survivors = 0, []
         ref = next(o for o in outcomes if o.candidate.role == "reference")
         if not ref.ok:
@@ -255,6 +308,8 @@ class SnapgenSearch(Strategy):
         chosen = self._choose(scored)
         decision = {"round": self.round, "branch": self.branch, "from": str(self.current),
                     "reference_quality": ref.quality, "action": None}
+        if self.options.halving:
+            decision["rung"] = decided_rung
         if chosen is None:
             self._finish("converged: budgets met and no addition with positive gain fits them" if self.branch == "add"
                          else f"{self.branch} budget broken and every removal failed")

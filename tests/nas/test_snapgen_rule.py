@@ -127,3 +127,63 @@ def test_simulate_plans_without_changing_the_strategy(tiny_space):
     # it adds until nothing fits: 12.5 ms fits 2.5 ms of layers
     final = rounds[-1][0].arch
     assert cost(final).latency_ms <= 12.5
+
+
+def halving_step(space, st, start: str, gains: dict[str, float], margin, rungs: int = 3, **options):
+    """One evolution step with successive halving: every rung's children gain ``gains``;
+    returns the strategy and the rung (round) count it took to decide."""
+    s = create_strategy("snapgen", {"start": start, "halving": True, "halving_margin": margin, **options},
+                        seed=0, steps=8)
+    rounds = 0
+    while not s.decisions and not s.done and rounds < rungs:
+        batch = s.propose(st)
+        s.update([outcome(c, 0.5 + (gains.get(c.action, 0.0) if c.role == "child" else 0.0), cost(c.arch))
+                  for c in batch])
+        rounds += 1
+    return s, rounds
+
+
+def test_halving_margin_decides_at_the_first_rung_when_the_leader_is_clear(tiny_space):
+    st, gains = state(tiny_space, latency_ms=100.0), {"+conv1d@mid": 0.02}
+    s, rounds = halving_step(tiny_space, st, "empty", gains, margin=0.005)
+    assert rounds == 1 and s.decisions[0]["action"] == "+conv1d@mid" and s.decisions[0]["rung"] == 0
+    assert s.current == Architecture.parse("mid:conv1d:1") and s.rung == 0 and not s.survivors
+    # within the noise (0.02 - margin gains nothing): trained on to the next rungs
+    s, rounds = halving_step(tiny_space, st, "empty", gains, margin=0.02)
+    assert rounds == 3 and s.decisions[0]["action"] == "+conv1d@mid" and s.decisions[0]["rung"] == 2
+    s, rounds = halving_step(tiny_space, st, "empty", gains, margin=None)  # the option off: never early
+    assert rounds == 3 and s.decisions[0]["rung"] == 2
+
+
+def test_halving_margin_runner_up_within_the_noise_keeps_training(tiny_space):
+    # conv at mid vs conv at up1: same cost, gains 0.020 and 0.015; clear only when 2 margins < 0.005
+    st, gains = state(tiny_space, latency_ms=100.0), {"+conv1d@mid": 0.020, "+conv1d@up1": 0.015}
+    assert halving_step(tiny_space, st, "empty", gains, margin=0.002)[1] == 1
+    s, rounds = halving_step(tiny_space, st, "empty", gains, margin=0.003)
+    assert rounds == 3 and s.decisions[0]["action"] == "+conv1d@mid"
+
+
+def test_halving_margin_converges_early_when_no_addition_could_gain(tiny_space):
+    st = state(tiny_space, latency_ms=100.0)
+    gains = {a: -0.01 for a in ("+conv1d@mid", "+conv1d@up1", "+conv1d@down0")}  # the rest: 0 gain
+    s, rounds = halving_step(tiny_space, st, "empty", gains, margin=0.001, min_gain=0.002)
+    assert rounds == 1 and s.done and "converged" in s.stop_reason and s.decisions[0]["action"] is None
+    s, rounds = halving_step(tiny_space, st, "empty", gains, margin=0.003, min_gain=0.002)
+    assert rounds == 3  # a zero-gain child raised by the margin could gain: not yet
+
+
+def test_halving_margin_in_a_removal_branch(tiny_space):
+    # 13 ms over 12: removing attention loses 0.005/ms, conv 0.01/ms; clear unless the margin
+    # brings them level
+    st = state(tiny_space, latency_ms=12.0)
+    gains = {"-conv1d@mid": -0.01, "-self_attn1d@up1": -0.01}
+    s, rounds = halving_step(tiny_space, st, "mid:conv1d:1,up1:self_attn1d:1", gains, margin=0.001)
+    assert rounds == 1 and s.branch == "latency" and s.decisions[0]["action"] == "-self_attn1d@up1"
+    s, rounds = halving_step(tiny_space, st, "mid:conv1d:1,up1:self_attn1d:1", gains, margin=0.01)
+    # not clear at the first rung; the one survivor of the second is the removal to make
+    assert rounds == 2 and s.decisions[0]["action"] == "-self_attn1d@up1" and s.decisions[0]["rung"] == 1
+
+
+def test_halving_margin_must_be_non_negative():
+    with pytest.raises(ValueError, match="halving_margin"):
+        create_strategy("snapgen", {"halving": True, "halving_margin": -1.0}, seed=0, steps=8)

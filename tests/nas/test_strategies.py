@@ -9,7 +9,8 @@ from core.errors import ConfigError, UnknownNameError
 from nas.strategies import STRATEGIES, create_strategy
 
 STEPS = 100
-OPTIONS = {"snapgen": [{}, {"combine": "normalized"}, {"train_steps": 50}, {"halving": True}],
+OPTIONS = {"snapgen": [{}, {"combine": "normalized"}, {"train_steps": 50}, {"halving": True},
+                       {"halving": True, "halving_margin": 0.01}],
            "random": [{}], "optuna": [{"sampler": "nsga2"}, {"sampler": "tpe"}],
            "mobilevd": [{}, {"segments": 4, "n": 1}]}
 CASES = [(name, opts) for name in STRATEGIES.names() for opts in OPTIONS.get(name, [{}])]
@@ -96,3 +97,26 @@ def test_gp_sampler_proposes_reproducibly_within_budgets(tiny_space):
         for c in w.proposed:
             assert w.state().fits(c.arch)
     assert runs[0] == runs[1] and len(runs[0]) == 8 and len(set(runs[0])) == 8
+
+
+def test_a_stuck_sampler_stops_after_max_repeats(tiny_space):
+    """GPSampler where only the evaluated architecture fits: a rejected ask leaves its fit as it
+    was, so it asks for the one infeasible architecture again and again; the search stops after
+    max_repeats such asks instead of max_asks GP fits."""
+    import dataclasses
+
+    from core.budgets import Budgets
+    from nas.strategies import SearchState
+    from search_spaces.space import SearchSpace
+    from tests.nas.conftest import analytic_cost, outcome
+
+    space = SearchSpace(dataclasses.replace(tiny_space.config, slots=("mid",), ops=("conv1d",), max_layers=1))
+    empty_ms = analytic_cost(space, space.parse("empty")).latency_ms
+    state = SearchState(space, lambda a: analytic_cost(space, a), Budgets(latency_ms=empty_ms + 1e-6))
+    s = create_strategy("optuna", {"sampler": "gp", "batch": 1, "max_repeats": 4,
+                                   "sampler_options": {"n_startup_trials": 1}}, seed=0, steps=STEPS)
+    (c,) = s.propose(state)
+    assert str(c.arch) == "empty"
+    s.update([outcome(c, 0.5, analytic_cost(space, c.arch))])
+    assert s.propose(state) == [] and s.done
+    assert s.stop_reason == "the sampler is stuck: it asked for mid:conv1d:1 (outside the budgets) 4 times in a row"

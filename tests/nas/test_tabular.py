@@ -6,7 +6,7 @@ import pytest
 
 from core.budgets import Budgets
 from nas.strategies import SearchState, create_strategy
-from nas.tabular import TabularBenchmark, TabularError, TabularPool, drive
+from nas.tabular import TabularBenchmark, TabularError, TabularPool, drive, snapgen_step
 from nas.workers import Job
 from search_spaces.architecture import Architecture
 
@@ -79,6 +79,21 @@ def test_halving_trains_the_better_half_further_and_saves_steps(table):
     assert all(o.candidate.parent_weights.replace(".h0.", ".h1.") == o.candidate.id for o in rungs[1])
     assert half.decisions[0]["action"] == full.decisions[0]["action"]
     assert spent_half["steps"] < spent_full["steps"]
+
+
+def test_halving_margin_decides_early_on_the_table_and_agrees(table):
+    """The margin rule on the synthetic table (ΔQ without seed noise, so a small margin is
+    clear): every start decides at the first rung, as full evaluation does, for a quarter of
+    the steps; a margin wider than every gap leaves the schedule as it was."""
+    space, t = table
+    budgets = Budgets(latency_ms=1e6)
+    for arch in [Architecture(), Architecture.parse("mid:conv1d:1"), Architecture.parse("down0:self_attn1d:1")]:
+        full, spent_full, n, _ = snapgen_step(t, space, budgets, arch, 0, 8, None)
+        early, spent_early, _, rung = snapgen_step(t, space, budgets, arch, 0, 8, {"halving_margin": 1e-6})
+        wide, spent_wide, _, rung_wide = snapgen_step(t, space, budgets, arch, 0, 8, {"halving_margin": 10.0})
+        assert n >= 2 and early == full == wide
+        assert rung == 0 and spent_early == spent_full // 4  # (children + reference) x K/4
+        assert rung_wide == 2 and spent_early < spent_wide < spent_full
 
 
 def test_halving_is_off_by_default():
