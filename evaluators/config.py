@@ -98,9 +98,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class VBenchConfig:
-    """The ``vbench`` evaluator: dimensions, the local weight cache, videos per prompt."""
+    """The ``vbench`` evaluator: dimensions, the local weight cache, videos per prompt.
+    ``mode``: ``custom_input`` prompts every dimension with the dataset's held-out captions
+    (VBench refuses it for object class, colour, …), ``standard`` with VBench's own prompt
+    suite, ``auto`` the first where VBench allows it and the second otherwise."""
 
     dimensions: tuple[str, ...] = ("overall_consistency", "object_class", "color")
+    mode: Literal["auto", "custom_input", "standard"] = "auto"
     cache_dir: str | None = None  # default: $VBENCH_CACHE_DIR or ~/.cache/vbench
     videos_per_prompt: int = 1
     max_prompts: int | None = None  # per dimension; None: the whole standard suite
@@ -109,7 +113,7 @@ class VBenchConfig:
     def __post_init__(self):
         from evaluators.scores.vbench import check_dimensions
 
-        check_dimensions(self.dimensions)
+        check_dimensions(self.dimensions, self.mode)
         _at_least(self, ("videos_per_prompt", "max_prompts", "fps"), 1)
 
 

@@ -97,3 +97,12 @@ def test_missing_vbench_weights_exit_2(small_config, tmp_path, capsys):
     assert main(["evaluate", cfg, "--arch", "empty", "--workdir", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err
     assert "vbench dimension color needs" in err and "grit_b_densecap_objectdet.pth" in err
+
+
+def test_standard_only_vbench_dimension_in_custom_input_mode_exit_2(small_config, tmp_path, capsys):
+    cfg = _with(small_config, tmp_path, evaluator={"name": "vbench", "vbench": {
+        "dimensions": ["temporal_flickering", "color"], "mode": "custom_input"}})
+    assert main(["evaluate", cfg, "--arch", "empty", "--workdir", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "vbench.mode custom_input: color need VBench's standard prompts" in err and "mode standard or auto" in err
