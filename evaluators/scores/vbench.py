@@ -215,7 +215,7 @@ class VBenchEvaluator(Evaluator):
         self.cfg = config.vbench
         self.root = cache_dir(self.cfg.cache_dir)
         check_weights(self.cfg.dimensions, self.root)
-        self.VBench = import_vbench(self.cfg.dimensions, self.root)
+        import_vbench(self.cfg.dimensions, self.root)  # fails here, before any sampling
         val = data.load("val", config.prompts)
         self.captions = list(dict.fromkeys(val.captions))
         encoder = str(data.meta.get("encoder", "builtin")).split("(")[0]
