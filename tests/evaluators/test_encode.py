@@ -205,14 +205,14 @@ def test_bad_input_is_one_line_and_exit_2(pipeline, videos, tmp_path, capsys, ti
     if not torch.cuda.is_available():
         assert _encode(videos, pipeline, tmp_path / "o3", "--device", "cuda") == 2
         assert "--device cuda: this machine has no CUDA GPU" in err()
-    assert _encode(videos, pipeline, tmp_path / "o4", "--config", tiny_config_path, "--size", "32x32",
+    assert _encode(videos, pipeline, tmp_path / "o4", "--config", tiny_config_path, "--size", "16x16",
                    "--frames", "8") == 2  # tiny: 3-channel UNet, cross_attention_dim 32
     assert "the VAE's latent channels (4) differ from the UNet's in_channels (3)" in err()
     cfg = yaml.safe_load(open(tiny_config_path))
     cfg["space"]["backbone"] = {"preset": "tiny", "overrides": {"in_channels": 4, "out_channels": 4,
                                                                "cross_attention_dim": 64}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    assert _encode(videos, pipeline, tmp_path / "o5", "--config", str(tmp_path / "c.yaml"), "--size", "32x32",
+    assert _encode(videos, pipeline, tmp_path / "o5", "--config", str(tmp_path / "c.yaml"), "--size", "16x16",
                    "--frames", "8") == 2
     assert "the text encoder's width (32) differs from the UNet's cross_attention_dim (64)" in err()
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 6))
