@@ -6,6 +6,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import pytest
 import torch
 
+import core  # noqa: F401 - before any test module: makes PyPI's torchvision importable beside the CPU torch
+
 torch.set_num_threads(1)
 
 

@@ -1,25 +1,34 @@
 """``vbench``: an adapter over the real VBench package (extra ``vbench``; METHOD.md §5).
 
-For each chosen dimension it samples videos, writes them as ``{prompt}-{i}.mp4``, calls
+For each chosen dimension it samples videos with the project's Euler sampler, writes them
+as ``{prompt}-{i}.mp4`` (H.264, :func:`evaluators.sample.write_video`), calls
 ``VBench(device, full_info_json, output_dir).evaluate(...)`` and normalises each score
-``(x − min)/(max − min)`` with VBench's published bounds. Dimensions that VBench's
-``custom_input`` mode accepts are prompted with the held-out captions of the dataset;
-the others (object class, colour, …) run in standard mode on VBench's own prompt suite.
-Quality is VBench's: the weighted mean of the chosen quality dimensions (dynamic degree
-weighs 0.5), the mean of the chosen semantic ones, and ``(4·Q + S)/5`` when both occur.
+``(x − min)/(max − min)`` with VBench's published bounds. In ``custom_input`` mode the
+prompts are the dataset's held-out captions, in ``standard`` mode VBench's own prompt suite
+(``evaluator.options.mode``; ``auto``: custom where VBench allows it). Quality is VBench's: the
+weighted mean of the chosen quality dimensions (dynamic degree weighs 0.5), the mean of
+the chosen semantic ones, and ``(4·Q + S)/5`` when both occur. ``temporal_flickering`` is
+reported beside the project's own flicker of the same videos (``prompt_suite``'s
+``flicker_score`` on the frames before they were encoded).
 
 VBench downloads its models at evaluation time, which these machines cannot do: the
 adapter reads them from a local cache directory (``evaluator.options.cache_dir``, else
 ``$VBENCH_CACHE_DIR``, else ``~/.cache/vbench``) and refuses, in one line naming the file
-and the dimension, when one is missing. ``temporal_flickering`` needs no weights.
+and the dimension, when one is missing, before VBench is imported (some of its modules
+download at import). ``temporal_flickering`` needs no weights. A dimension whose Python
+requirements are not installed (GRiT's detectron2, pyiqa, fairscale) is refused in one line
+too.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -27,7 +36,9 @@ from core.errors import HwnasError, one_line
 from evaluators.config import at_least
 from evaluators.data import latents_to_frames
 from evaluators.flow import euler_sample, video_noise
+from evaluators.sample import write_video
 from evaluators.scores.base import Evaluator, SamplingOptions, Score, register_evaluator
+from evaluators.scores.prompt_suite import flicker_score
 from evaluators.text import text_encoder
 
 # VBench's published normalisation bounds and weights (its scripts/constant.py).
@@ -42,12 +53,19 @@ BOUNDS = {
 QUALITY_DIMENSIONS = ("subject_consistency", "background_consistency", "temporal_flickering", "motion_smoothness",
                       "aesthetic_quality", "imaging_quality", "dynamic_degree")
 WEIGHTS = {"dynamic_degree": 0.5}
-# VBench's custom_input mode refuses these: they need its standard prompts and metadata.
-STANDARD_ONLY = {"background_consistency", "object_class", "multiple_objects", "scene", "appearance_style",
-                 "color", "spatial_relationship"}
-# Files each dimension reads from the cache directory (VBench's utils.init_submodules, local=True).
+# VBench's custom_input mode refuses these (its check_dimension_requires_extra_info): they
+# need its standard prompts and their metadata.
+STANDARD_ONLY = frozenset({"object_class", "multiple_objects", "scene", "appearance_style", "color",
+                           "spatial_relationship"})
+MODES = ("auto", "custom_input", "standard")
+TORCH_HUB = "$TORCH_HUB/"  # a path under torch.hub.get_dir() rather than the VBench cache
+# What each dimension reads in VBench 0.1.5 (utils.init_submodules with local=True, and the
+# dimension's own module); VBench would download each of them when it is missing.
 WEIGHT_FILES = {
-    "subject_consistency": ("dino_model/dino_vitb16_pretrain.pth",),
+    "subject_consistency": ("dino_model/facebookresearch_dino_main/hubconf.py",
+                            "dino_model/dino_vitbase16_pretrain.pth",
+                            # DINO's hubconf loads its weights through torch.hub's own cache
+                            TORCH_HUB + "checkpoints/dino_vitbase16_pretrain.pth"),
     "background_consistency": ("clip_model/ViT-B-32.pt",),
     "temporal_flickering": (),
     "motion_smoothness": ("amt_model/amt-s.pth",),
@@ -70,25 +88,44 @@ class VBenchError(HwnasError):
     """VBench is not installed, or a weight file it needs is not in the local cache."""
 
 
-def check_dimensions(dimensions) -> None:
+def check_dimensions(dimensions, mode: str = "auto") -> None:
     if not dimensions:
         raise ValueError("dimensions: give at least one dimension")
     for dim in dimensions:
         if dim not in BOUNDS:
             raise ValueError(f"dimensions: unknown dimension {dim!r}; allowed: {', '.join(BOUNDS)}")
+    if mode not in MODES:
+        raise ValueError(f"mode: unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+    refused = [d for d in dimensions if d in STANDARD_ONLY]
+    if mode == "custom_input" and refused:
+        raise ValueError(f"mode: custom_input cannot score {', '.join(refused)}: they need VBench's standard "
+                         "prompts and their metadata (VBench refuses them on custom prompts); use mode standard "
+                         "or auto")
+
+
+def uses_standard_prompts(dimension: str, mode: str) -> bool:
+    return mode == "standard" or (mode == "auto" and dimension in STANDARD_ONLY)
 
 
 def cache_dir(configured: str | None) -> Path:
     return Path(configured or os.environ.get("VBENCH_CACHE_DIR") or Path.home() / ".cache" / "vbench")
 
 
+def weight_path(rel: str, root: Path) -> Path:
+    if rel.startswith(TORCH_HUB):
+        return Path(torch.hub.get_dir()) / rel[len(TORCH_HUB):]
+    return root / rel
+
+
 def check_weights(dimensions, root: Path) -> None:
     """One clear line for the first weight file missing from the local cache."""
     for dim in dimensions:
         for rel in WEIGHT_FILES[dim]:
-            if not (root / rel).is_file():
-                raise VBenchError(f"vbench dimension {dim} needs {root / rel}, which is missing; put VBench's "
-                                  f"weights in evaluator.options.cache_dir (nothing is downloaded)")
+            path = weight_path(rel, root)
+            if not path.is_file():
+                where = "torch.hub's cache" if rel.startswith(TORCH_HUB) else "evaluator.options.cache_dir"
+                raise VBenchError(f"vbench dimension {dim} needs {path}, which is missing; put VBench's "
+                                  f"weights in {where} (nothing is downloaded)")
 
 
 def normalise(dimension: str, value: float) -> float:
@@ -118,27 +155,41 @@ def video_name(prompt: str, index: int) -> str:
     return f"{prompt.replace('/', ' ')}-{index}.mp4"
 
 
-def write_mp4(path: Path, video: torch.Tensor, fps: int) -> None:
-    """``video``: (T, 3, H, W) in [0, 1]. Written with OpenCV, which the vbench extra brings."""
-    try:
-        import cv2
-    except ImportError:
-        raise VBenchError("writing mp4 needs OpenCV (pip install 'hwnas[vbench]')") from None
-    frames = (video.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    t, h, w, _ = frames.shape
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+def _point_at(root: Path) -> None:
+    """VBench reads its cache directory from the environment when imported, and some of its
+    modules keep a copy: point them all at ``root``."""
+    os.environ["VBENCH_CACHE_DIR"] = str(root)
+    for name, module in list(sys.modules.items()):
+        if (name == "vbench" or name.startswith("vbench.")) and hasattr(module, "CACHE_DIR"):
+            module.CACHE_DIR = str(root)
 
 
-def _import_vbench():
+def import_vbench(dimensions=(), root: Path | None = None):
+    """The ``VBench`` class and each dimension's module, imported with the cache at ``root``
+    (check the weights first: some modules download at import when a file is missing)."""
+    if root is not None:
+        _point_at(root)
     try:
         from vbench import VBench
     except ImportError as exc:
-        raise VBenchError(f"the vbench evaluator needs the VBench package: pip install 'hwnas[vbench]' "
+        raise VBenchError(f"the vbench evaluator needs the VBench package: pip install -c constraints.txt "
+                          f"'hwnas[vbench]' && pip install --no-deps -c constraints.txt vbench "
                           f"({one_line(exc, with_type=True)})") from None
+    if root is not None:
+        _point_at(root)
+    for dim in dimensions:
+        try:
+            importlib.import_module(f"vbench.{dim}")
+        except ImportError as exc:
+            raise VBenchError(f"vbench dimension {dim} cannot be imported here: {one_line(exc, with_type=True)}"
+                              ) from None
     return VBench
+
+
+def full_info_path() -> Path:
+    import vbench
+
+    return Path(vbench.__file__).parent / "VBench_full_info.json"
 
 
 def standard_prompts(full_info: Path, dimension: str, limit: int | None) -> list[str]:
@@ -148,13 +199,30 @@ def standard_prompts(full_info: Path, dimension: str, limit: int | None) -> list
     return prompts[:limit]
 
 
+def run_vbench(videos: Path, dimension: str, standard: bool, root: Path, out: Path,
+               device: str = "cpu") -> tuple[float, dict[str, float]]:
+    """The real VBench on a folder of ``{prompt}-{i}.mp4``: (its score, {video file: score})."""
+    check_weights([dimension], root)
+    bench = import_vbench([dimension], root)(device, str(full_info_path()), str(out))
+    bench.evaluate(videos_path=str(videos), name=dimension, dimension_list=[dimension], local=True,
+                   mode="vbench_standard" if standard else "custom_input")
+    result = json.loads((out / f"{dimension}_eval_results.json").read_text())[dimension]
+    value, per_video = (result[0], result[1]) if isinstance(result, list) else (result, [])
+    return float(value), {Path(v["video_path"]).name: float(v["video_results"]) for v in per_video
+                          if isinstance(v.get("video_results"), (int, float))}
+
+
 @dataclass(frozen=True)
 class VBenchOptions(SamplingOptions):
-    """VBench ``dimensions``, the local weight cache ``cache_dir`` (default: $VBENCH_CACHE_DIR
-    or ~/.cache/vbench), ``videos_per_prompt``, ``max_prompts`` per dimension (None: the whole
+    """VBench ``dimensions``; ``mode``: ``custom_input`` prompts every dimension with the
+    dataset's held-out captions (VBench refuses it for object class, colour, …), ``standard``
+    with VBench's own prompt suite, ``auto`` the first where VBench allows it and the second
+    otherwise; the local weight cache ``cache_dir`` (default: $VBENCH_CACHE_DIR or
+    ~/.cache/vbench), ``videos_per_prompt``, ``max_prompts`` per dimension (None: the whole
     standard suite) and the written videos' ``fps``; sampling as ``prompt_suite``."""
 
     dimensions: tuple[str, ...] = ("overall_consistency", "object_class", "color")
+    mode: Literal["auto", "custom_input", "standard"] = "auto"
     cache_dir: str | None = None
     videos_per_prompt: int = 1
     max_prompts: int | None = None
@@ -162,7 +230,7 @@ class VBenchOptions(SamplingOptions):
 
     def __post_init__(self):
         super().__post_init__()
-        check_dimensions(self.dimensions)
+        check_dimensions(self.dimensions, self.mode)
         at_least(self, ("videos_per_prompt", "max_prompts", "fps"), 1)
 
 
@@ -174,19 +242,18 @@ class VBenchEvaluator(Evaluator):
         super().__init__(config, data, device)
         self.root = cache_dir(self.options.cache_dir)
         check_weights(self.options.dimensions, self.root)
-        os.environ["VBENCH_CACHE_DIR"] = str(self.root)
-        self.VBench = _import_vbench()
-        import vbench
-
-        self.full_info = Path(vbench.__file__).parent / "VBench_full_info.json"
+        import_vbench(self.options.dimensions, self.root)  # fails here, before any sampling
         val = data.load("val", self.options.prompts)
         self.captions = list(dict.fromkeys(val.captions))
         encoder = str(data.meta.get("encoder", "builtin")).split("(")[0]
         self.encode = text_encoder(encoder, *data.text_shape)
 
-    def _write_videos(self, model, prompts: list[str], out: Path) -> None:
+    def write_videos(self, model, prompts: list[str], out: Path) -> torch.Tensor:
+        """Sample ``videos_per_prompt`` clips of each prompt, write them to ``out``; the frames
+        (N, T, 3, H, W) in [0, 1] as sampled, before encoding."""
         gen = torch.Generator().manual_seed(self.config.noise_seed)
         shape = self.data.latent_shape
+        frames = []
         for i in range(self.options.videos_per_prompt):
             for start in range(0, len(prompts), 16):
                 chunk = prompts[start:start + 16]
@@ -194,25 +261,26 @@ class VBenchEvaluator(Evaluator):
                 latents = euler_sample(model, noise, self.encode(chunk).to(self.device), self.options.sample_steps,
                                        self.options.guidance_scale)
                 for prompt, video in zip(chunk, latents_to_frames(latents).cpu()):
-                    write_mp4(out / video_name(prompt, i), video, self.options.fps)
+                    write_video(video, out / video_name(prompt, i), fps=self.options.fps, scale=1)
+                    frames.append(video)
+        return torch.stack(frames)
 
     def score(self, model) -> Score:
         raw: dict[str, float] = {}
+        extra: dict[str, float] = {}
         with tempfile.TemporaryDirectory(prefix="hwnas-vbench-") as tmp:
+            full_info = full_info_path()
             for dim in self.options.dimensions:
-                standard = dim in STANDARD_ONLY
-                prompts = (standard_prompts(self.full_info, dim, self.options.max_prompts) if standard
+                standard = uses_standard_prompts(dim, self.options.mode)
+                prompts = (standard_prompts(full_info, dim, self.options.max_prompts) if standard
                            else self.captions[: self.options.max_prompts])
                 videos = Path(tmp) / dim
                 videos.mkdir()
-                self._write_videos(model, prompts, videos)
-                bench = self.VBench(str(self.device), str(self.full_info), str(Path(tmp) / "results"))
-                bench.evaluate(videos_path=str(videos), name=dim, dimension_list=[dim], local=True,
-                               mode="vbench_standard" if standard else "custom_input")
-                result = json.loads((Path(tmp) / "results" / f"{dim}_eval_results.json").read_text())
-                value = result[dim][0] if isinstance(result[dim], list) else result[dim]
-                raw[dim] = float(value)
+                frames = self.write_videos(model, prompts, videos)
+                raw[dim], _ = run_vbench(videos, dim, standard, self.root, Path(tmp) / "results", str(self.device))
+                if dim == "temporal_flickering":
+                    extra["temporal_flickering_hwnas"] = flicker_score(frames).mean().item()
         normalised = {d: normalise(d, v) for d, v in raw.items()}
         summary = aggregate(normalised)
-        breakdown = {**{f"{d}_raw": v for d, v in raw.items()}, **normalised, **summary}
+        breakdown = {**{f"{d}_raw": v for d, v in raw.items()}, **extra, **normalised, **summary}
         return Score(summary["total_score"], breakdown)

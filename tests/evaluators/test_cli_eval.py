@@ -97,3 +97,13 @@ def test_missing_vbench_weights_exit_2(small_config, tmp_path, capsys):
     assert main(["evaluate", cfg, "--arch", "empty", "--workdir", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err
     assert "vbench dimension color needs" in err and "grit_b_densecap_objectdet.pth" in err
+
+
+def test_standard_only_vbench_dimension_in_custom_input_mode_exit_2(small_config, tmp_path, capsys):
+    cfg = _with(small_config, tmp_path, evaluator={"name": "vbench", "options": {
+        "dimensions": ["temporal_flickering", "color"], "mode": "custom_input"}})
+    assert main(["evaluate", cfg, "--arch", "empty", "--workdir", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "error: evaluator.options: mode: custom_input cannot score color: they need VBench's standard prompts" in err
+    assert err.endswith("use mode standard or auto")
