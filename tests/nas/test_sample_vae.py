@@ -26,7 +26,7 @@ def vae_model(tmp_path_factory):
                         video={"frames": 2, "height": 16, "width": 16})
     exp.update(data={"set": "realistic", "videos": 6, "val_videos": 2},
                train={"steps": 1, "batch": 2, "threads": 1, "pretrain": {"steps": 2, "batch": 4}},
-               evaluator={"name": "flow_loss", "val_clips": 2, "t_values": [0.5]})
+               evaluator={"name": "flow_loss", "options": {"val_clips": 2, "t_values": [0.5]}})
     cfg = write_config(d / "c.yaml", exp)
     assert main(["train", str(cfg), "--arch", "mid:conv1d:1", "--steps", "1", "--out", str(d / "m"),
                  "--workdir", str(d / "work"), "--json"]) == 0
