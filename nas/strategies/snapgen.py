@@ -220,20 +220,23 @@ class SnapgenSearch(Strategy):
         if self.branch in ("latency", "memory"):
             key = "score_latency" if self.branch == "latency" else "score_memory"
             return [o for o, _ in sorted(scored, key=lambda s: s[1][key])]
+        values = self._combined(scored)
+        order = sorted(range(len(scored)), key=lambda i: (values[i], scored[i][1]["delta_quality"]), reverse=True)
+        return [scored[i][0] for i in order]
+
+    def _combined(self, scored: list[tuple[Outcome, dict]]) -> list[float]:
+        """An addition's one score from its two ratios, as ``combine`` says (higher is better)."""
         w, combine = self.options.latency_weight, self.options.combine
         lat = [n["score_latency"] for _, n in scored]
         mem = [n["score_memory"] for _, n in scored]
         if combine == "latency":
-            values = lat
-        elif combine == "memory":
-            values = mem
-        elif combine == "rank":
-            values = [w * a + (1 - w) * b for a, b in zip(_ranks(lat), _ranks(mem))]
-        else:
-            lmax, mmax = max(map(abs, lat)) or 1.0, max(map(abs, mem)) or 1.0
-            values = [w * a / lmax + (1 - w) * b / mmax for a, b in zip(lat, mem)]
-        order = sorted(range(len(scored)), key=lambda i: (values[i], scored[i][1]["delta_quality"]), reverse=True)
-        return [scored[i][0] for i in order]
+            return lat
+        if combine == "memory":
+            return mem
+        if combine == "rank":
+            return [w * a + (1 - w) * b for a, b in zip(_ranks(lat), _ranks(mem))]
+        lmax, mmax = max(map(abs, lat)) or 1.0, max(map(abs, mem)) or 1.0
+        return [w * a / lmax + (1 - w) * b / mmax for a, b in zip(lat, mem)]
 
     # tell -----------------------------------------------------------------------------
     def update(self, outcomes: list[Outcome]) -> dict[str, dict]:
@@ -328,26 +331,10 @@ class SnapgenSearch(Strategy):
     def _choose(self, scored: list[tuple[Outcome, dict]]) -> Outcome | None:
         if not scored:
             return None
-        if self.branch == "latency":
-            return min(scored, key=lambda s: s[1]["score_latency"])[0]
-        if self.branch == "memory":
-            return min(scored, key=lambda s: s[1]["score_memory"])[0]
-        w, combine = self.options.latency_weight, self.options.combine
-        lat = [s[1]["score_latency"] for s in scored]
-        mem = [s[1]["score_memory"] for s in scored]
-        if combine == "latency":
-            values = lat
-        elif combine == "memory":
-            values = mem
-        elif combine == "rank":
-            values = [w * a + (1 - w) * b for a, b in zip(_ranks(lat), _ranks(mem))]
-        else:
-            lmax, mmax = max(map(abs, lat)) or 1.0, max(map(abs, mem)) or 1.0
-            values = [w * a / lmax + (1 - w) * b / mmax for a, b in zip(lat, mem)]
-        for (o, note), v in zip(scored, values):
-            note["score"] = v
-        best = max(range(len(scored)), key=lambda i: (values[i], scored[i][1]["delta_quality"]))
-        return scored[best][0]
+        if self.branch not in ("latency", "memory"):
+            for (_, note), value in zip(scored, self._combined(scored)):
+                note["score"] = value
+        return self._rank(scored)[0]
 
     # state ----------------------------------------------------------------------------
     def answer(self, state: SearchState, outcomes: list[Outcome]) -> Architecture | None:

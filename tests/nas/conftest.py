@@ -214,3 +214,17 @@ def actor_pids(address: str, running_only=False) -> list[int]:
         if p == root:
             out.append(int(pid))
     return out
+
+
+@pytest.fixture(scope="module")
+def two_fake_gpus():
+    """A local Ray cluster told this machine has 2 GPUs (Ray's resource override): GPU requests,
+    assignment and CUDA_VISIBLE_DEVICES are Ray's real ones; only the devices are not."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    yield
+    ray.shutdown()

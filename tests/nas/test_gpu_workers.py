@@ -12,16 +12,6 @@ from tests.nas.test_workers import EchoSpec
 ray = pytest.importorskip("ray")
 
 
-@pytest.fixture(scope="module")
-def two_fake_gpus():
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
-    yield
-    ray.shutdown()
-
-
 def test_each_actor_asks_for_its_share_and_sees_the_gpu_ray_assigned(two_fake_gpus):
     with RayPool(EchoSpec(), workers=2, gpus_per_worker=1, cpus_per_worker=0.1) as pool:
         devices = pool.devices()

@@ -103,16 +103,6 @@ def test_a_killed_driver_leaves_no_ray_process_and_the_rerun_resumes_to_the_same
     assert not outlived(seen), "Ray processes outlived a finished run"
 
 
-@pytest.fixture(scope="module")
-def two_fake_gpus():
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
-    yield
-    ray.shutdown()
-
-
 def test_a_gpu_worker_trains_the_same_weights_and_its_progress_reaches_the_driver(two_fake_gpus, config, workdir,
                                                                                    local, tmp_path, hwnas):
     r = hwnas(*train_args(config, workdir, tmp_path / "m", "--ray", "--gpus", 1, "--device", "cpu"))
