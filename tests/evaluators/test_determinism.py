@@ -92,3 +92,31 @@ def test_one_seed_one_quality(runner):
     again = runner.run("mid:conv1d:1", None, 3, 5)
     assert first.status == again.status == "ok"
     assert first.quality == again.quality
+
+
+def test_the_image_model_pretrains_at_its_own_t_when_given_and_caches_by_it(data, tiny_config_path):
+    """``train.pretrain.logit_mean`` decouples the backbone's t from the temporal layers': unset,
+    pre-training follows ``train`` (same weights, same cache key); set, it trains at its own t
+    whatever ``train`` says."""
+    import dataclasses
+
+    from evaluators.pretrain import cache_key
+    from nas.config import Experiment
+
+    exp = Experiment.load(tiny_config_path)
+    dataset = LatentDataset(data)
+    high, low = TrainConfig(logit_mean=1.0), TrainConfig(logit_mean=0.0)
+    own = dataclasses.replace(PRE, logit_mean=0.0)
+    unet = exp.space.backbone
+
+    def weights(pre, train):
+        torch.manual_seed(0)
+        model = build_unet(unet, "cpu")
+        pretrain_spatial(model, dataset, pre, train, seed=0)
+        return model.state_dict()
+
+    key = lambda pre, train: cache_key(build_unet(unet, "meta").config, dataset, pre, train)  # noqa: E731
+    assert key(own, high) == key(PRE, low) != key(PRE, high)
+    a, b, c = weights(own, high), weights(PRE, low), weights(PRE, high)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
