@@ -49,7 +49,7 @@ def protocol_experiment(args) -> Experiment:
     base = Experiment.load(ROOT / "experiments" / "tiny.yaml")
     space = dataclasses.replace(base.space, max_layers=1, ops=tuple(args.ops.split(",")))
     train = dataclasses.replace(base.train, steps=args.steps)
-    evaluator = base.evaluator.with_options(val_clips=args.val_clips)
+    evaluator = base.evaluator if args.val_clips is None else base.evaluator.with_options(val_clips=args.val_clips)
     search = dataclasses.replace(base.search, workers=args.workers, workdir=args.workdir, max_train_steps=None)
     return dataclasses.replace(base, name="tabular", space=space, train=train, evaluator=evaluator, search=search)
 
@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="K, training steps per architecture")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--ops", default="conv1d,self_attn1d", help="the subspace's operators")
-    ap.add_argument("--val-clips", type=int, default=16)
+    ap.add_argument("--val-clips", type=int, help="flow_loss's val_clips (default: the experiment's evaluator as is)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--workdir", default=str(ROOT / "runs" / "tabular_work"))
     ap.add_argument("--name", default="tabular_tiny")
@@ -91,7 +91,8 @@ def main() -> None:
         with RayPool(spec, workers=args.workers, timeout_s=1800) as pool, log.open("a") as fh:
             for i, (job, res) in enumerate(pool.evaluate(jobs)):
                 row = {"arch": str(job.arch), "seed": job.seed, "status": res.status, "reason": res.reason,
-                       "quality": res.quality, **{k: v for k, v in res.breakdown.items() if k.startswith("quality@")},
+                       "quality": res.quality, **{k: v for k, v in res.breakdown.items()
+                                                  if k.startswith("quality@") or k.endswith("/quality")},
                        "loss": res.breakdown.get("loss"), "train_loss": res.train_loss,
                        "steps": res.steps, "seconds": res.seconds, "wall_s": job.wall_s}
                 fh.write(json.dumps(row) + "\n")
@@ -113,7 +114,7 @@ def main() -> None:
     protocol = {
         "name": args.name, "architectures": len(archs), "seeds": seeds,
         "subspace": {"slots": space.slot_names, "ops": list(exp.space.ops), "max_layers": 1},
-        "quality": "flow_loss: 1 - L/L0 on the first val_clips validation clips at t_values, fixed noise",
+        "quality": f"the experiment's evaluator ({exp.evaluator.name}; experiment.evaluator), fixed noise",
         "start": "the tiny experiment's pre-trained frozen backbone; fresh identity temporal layers "
                  "(no inheritance); layers initialised and data drawn from the seed",
         "experiment": exp.to_dict(), "steps": args.steps, "lut": lut_path.name,

@@ -180,7 +180,8 @@ def test_the_old_flat_shape_says_where_each_field_went(tiny):
 
 
 def test_switching_plugins_in_code_keeps_the_shared_options(tiny):
-    exp = Experiment.from_dict(tiny)
+    exp = Experiment.from_dict(with_sections(tiny, evaluator={"name": "flow_loss",
+                                                              "options": {"t_values": [0.3, 0.5], "val_clips": 16}}))
     disc = exp.evaluator.switch("caption_discrimination", clips=8)
     assert disc.options.t_values == exp.evaluator.options.t_values and disc.options.clips == 8
     assert exp.evaluator.with_options(val_clips=4).options.val_clips == 4
