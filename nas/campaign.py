@@ -120,10 +120,11 @@ class Campaign:
             raise CampaignError(f"{camp.root} exists and is not a campaign directory; give another --out")
         camp.ckpt_dir.mkdir(parents=True, exist_ok=True)
         atomic_text(camp.root / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-        storage = config.get("search", {}).get("storage") or f"sqlite:///{(camp.root / 'trials.db').resolve()}"
+        # None: the default SQLite file DIR/trials.db, wherever the directory is moved or copied
+        storage = config.get("search", {}).get("storage")
         atomic_json(camp.root / "campaign.json", {"name": config.get("name"), "config_sha256": digest,
                                                   "storage": storage, "study": STUDY, "created": time.time()})
-        camp.event("created", storage=storage)
+        camp.event("created", storage=camp.storage_url())
         return camp
 
     def finished_candidates(self) -> int:
@@ -136,7 +137,7 @@ class Campaign:
         config measures the same); the work directory's caches are keyed by content and stay."""
         meta = self.meta
         try:
-            optuna.delete_study(study_name=meta["study"], storage=meta["storage"])
+            optuna.delete_study(study_name=meta["study"], storage=self.storage_url())
         except KeyError:  # no such study yet
             pass
         names = ["strategy.json", "events.jsonl", "campaign.json", "config.yaml", "front.html"]
@@ -199,9 +200,23 @@ class Campaign:
         return Path(workdir) if workdir else self.root / "work"
 
     # the Optuna storage ------------------------------------------------------------------
+    def storage_url(self) -> str:
+        """The trials' Optuna storage: the configured URL, else this directory's trials.db (also
+        for a campaign created before that rule, whose absolute path to its own trials.db went
+        stale when the directory was moved or copied)."""
+        url, local = self.meta.get("storage"), self.root / "trials.db"
+        if url is None:
+            return f"sqlite:///{local.resolve()}"
+        if url.startswith("sqlite:///"):
+            old = Path(url[len("sqlite:///"):])
+            if old.name == "trials.db" and old.parent.resolve() != self.root.resolve() and not old.exists() \
+                    and local.exists():
+                return f"sqlite:///{local.resolve()}"
+        return url
+
     def study(self) -> optuna.Study:
         meta = self.meta
-        url = meta["storage"]
+        url = self.storage_url()
         if self._storage is None:
             if url.startswith("sqlite:///"):
                 db = Path(url[len("sqlite:///"):])
@@ -231,7 +246,7 @@ class Campaign:
         except CampaignError:
             raise
         except Exception as exc:
-            raise CampaignError(f"the trials storage {self.meta['storage']} is unreadable (corrupt?): "
+            raise CampaignError(f"the trials storage {self.storage_url()} is unreadable (corrupt?): "
                                 f"{one_line(exc)}") from None
 
     def annotate(self, arch: str, attrs: dict) -> int:
@@ -346,7 +361,7 @@ class Campaign:
         strategy = saved.get("strategy", {})
         stopped = [e for e in self.events() if e["event"] == "stopped"]
         return {"campaign": str(self.root), "name": exp.name, "strategy": exp.search.strategy,
-                "storage": self.meta["storage"], "lut": self.meta.get("lut"),
+                "storage": self.storage_url(), "lut": self.meta.get("lut"),
                 "rounds": saved.get("rounds", 0), "steps_used": saved.get("steps_used", 0),
                 "max_train_steps": exp.search.max_train_steps,
                 "trials": sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials),

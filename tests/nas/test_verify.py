@@ -198,3 +198,21 @@ def test_the_verify_section_is_typed_and_does_not_change_the_campaign(tmp_path, 
     shifted = protocol(Experiment.from_dict({**cfg, "verify": {"logit_mean": 1.0}})).experiment.train
     assert shifted.logit_mean == 1.0 and shifted.pretrain.logit_mean == exp.train.logit_mean
     shutil.rmtree(tmp_path / "camp")
+
+
+def test_a_campaign_directory_moved_or_copied_reads_its_own_trials(tmp_path, tiny_config_path, work, hwnas):
+    import shutil
+
+    camp = make_campaign(tmp_path, tiny_config_path, work)
+    before = json.loads(hwnas("pareto", "show", camp.root, "--json").stdout)["front"]
+    assert json.loads((camp.root / "campaign.json").read_text())["storage"] is None  # DIR/trials.db, not a path
+    moved = tmp_path / "elsewhere" / "camp"
+    shutil.copytree(camp.root, moved)
+    shutil.rmtree(camp.root)
+    after = hwnas("pareto", "show", moved, "--json")
+    assert after.returncode == 0, after.stderr
+    assert json.loads(after.stdout)["front"] == before
+    # a campaign created before this rule recorded its trials.db by absolute path
+    meta = json.loads((moved / "campaign.json").read_text())
+    (moved / "campaign.json").write_text(json.dumps({**meta, "storage": f"sqlite:///{camp.root / 'trials.db'}"}))
+    assert json.loads(hwnas("pareto", "show", moved, "--json").stdout)["front"] == before
