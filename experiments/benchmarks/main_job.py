@@ -7,7 +7,8 @@ the machine and its load.
     python experiments/benchmarks/main_job.py --fresh-venv    # also a new venv + pip install, as the README
 
 Writes results/main_job_<cpu-slug>.json (one file per processor model, so runs on other
-machines sit beside each other).
+machines sit beside each other); another ``--config`` (e.g. experiments/realistic.yaml, issue
+12's CPU campaign) writes results/main_job_<config>_<cpu-slug>.json.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -64,7 +67,7 @@ def main() -> None:
             out = json.loads(proc.stdout)
             result.update(stop_reason=out["stop_reason"], front=out["front"], hypervolume=out["hypervolume"],
                           hypervolume_normalised=out["hypervolume_normalised"])
-            camp = clone / "runs" / "tiny"
+            camp = clone / "runs" / yaml.safe_load((clone / args.config).read_text())["name"]  # search run's default --out
             meta = json.loads((camp / "campaign.json").read_text())
             result["budgets_resolved"] = meta.get("budgets")
             status = subprocess.run([python, "-m", "nas.cli", "search", "status", str(camp), "--json"], cwd=clone,
@@ -84,7 +87,8 @@ def main() -> None:
                 shutil.copytree(camp, args.keep, dirs_exist_ok=True)
                 result["kept"] = args.keep
     slug = re.sub(r"[^a-z0-9]+", "_", result["machine"]["cpu"].lower()).strip("_")[:40]
-    print(write(f"main_job_{slug}", result))
+    stem = Path(args.config).stem
+    print(write(f"main_job_{slug}" if stem == "tiny" else f"main_job_{stem}_{slug}", result))
     print(json.dumps({k: result.get(k) for k in ("wall_s", "returncode", "stop_reason", "backbone_latency_ms",
                                                   "budgets_resolved", "hypervolume_normalised")}, indent=1))
 

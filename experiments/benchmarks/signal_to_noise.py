@@ -104,8 +104,9 @@ def main() -> None:
     ap.add_argument("--t-values", type=float, nargs="+")
     ap.add_argument("--disc-quality", choices=["accuracy", "margin"], default="margin")
     ap.add_argument("--lr", type=float)
-    ap.add_argument("--frame-embedding", action="store_true")
-    ap.add_argument("--attn-lr-scale", type=float, default=1.0, help="train.lr_scale of the attention ops")
+    ap.add_argument("--frame-embedding", action="store_true", default=None,
+                    help="space.op_options.frame_embedding on (default: the config's)")
+    ap.add_argument("--attn-lr-scale", type=float, help="train.lr_scale of the attention ops (default: the config's)")
     ap.add_argument("--tag", help="results file suffix")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, help="K (default: train.steps)")
@@ -116,11 +117,11 @@ def main() -> None:
     torch.set_num_threads(1)
     exp = Experiment.load(args.config)
     evaluator = evaluator_config(exp.evaluator, args)
-    train = dataclasses.replace(exp.train, device=args.device, lr=args.lr or exp.train.lr,
-                                lr_scale={op: args.attn_lr_scale for op in ("cross_attn1d", "self_attn1d")
-                                          if args.attn_lr_scale != 1.0})
-    space = dataclasses.replace(exp.space, op_options=dataclasses.replace(
-        exp.space.op_options, frame_embedding=args.frame_embedding))
+    lr_scale = exp.train.lr_scale if args.attn_lr_scale is None else {
+        op: args.attn_lr_scale for op in ("cross_attn1d", "self_attn1d") if args.attn_lr_scale != 1.0}
+    train = dataclasses.replace(exp.train, device=args.device, lr=args.lr or exp.train.lr, lr_scale=lr_scale)
+    space = exp.space if args.frame_embedding is None else dataclasses.replace(
+        exp.space, op_options=dataclasses.replace(exp.space.op_options, frame_embedding=True))
     k = args.steps or exp.train.steps
     runner = CandidateRunner(space, exp.data, train, evaluator, args.workdir, exp.seed)
     t0 = time.perf_counter()
