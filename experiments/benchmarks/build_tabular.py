@@ -4,20 +4,21 @@ the lookup table's latency and memory. In the spirit of NAS-Bench-201 / HW-NAS-B
 strategy then runs against the table (``nas.tabular.TabularPool``) in seconds.
 
 Subspace: the tiny space (experiments/tiny.yaml: slots down0, mid, up1) at ``max_layers: 1``
-with the operators ``--ops`` (default conv1d, self_attn1d: each slot empty or one layer of
-one of them, 3^3 = 27 architectures; with cross_attn1d too, 4^3 = 64 -- about 1 h at
-~28 s a candidate on a loaded 2-core machine, more than this session had).
+with the operators ``--ops`` (each slot empty or one layer of one of them: 3^3 = 27
+architectures for conv1d, self_attn1d; with cross_attn1d too, 4^3 = 64).
 
 Protocol (also written beside the table as JSON): the tiny experiment's data, pre-trained
-frozen backbone (250 steps, cached) and training settings; every architecture starts
-from that backbone with freshly inserted identity temporal layers (no weight
-inheritance), is trained K steps (batch 4, AdamW 1e-3, logit-normal t) with the data seed
-``s`` and scored by ``flow_loss`` on the first ``val_clips`` validation clips at t =
-0.3/0.5/0.7 with fixed noise -- also after K/4 and K/2 steps of the same run (the
-lower fidelities successive halving uses); seeds s in ``--seeds``. Jobs are split over Ray workers
-(``RayPool``); finished rows are appended to a JSONL log so a killed build resumes.
+frozen backbone (cached) and training settings (batch, lr and lr_scale, logit-normal t);
+every architecture starts from that backbone with freshly inserted identity temporal layers
+(no weight inheritance), is trained K steps with the data seed ``s`` and scored by the
+experiment's evaluator (today's tiny.yaml: flow_loss + 0.05 x the motion caption-
+discrimination margin, fixed noise; ``--val-clips`` overrides flow_loss's clips) -- also after
+K/4 and K/2 steps of the same run (the lower fidelities successive halving uses); seeds s in
+``--seeds``. Jobs are split over Ray workers (``RayPool``); finished rows are appended to a
+JSONL log so a killed build resumes.
 
-    PYTHONPATH=. .venv/bin/python experiments/benchmarks/build_tabular.py --workers 1 --steps 20 --seeds 0,1
+    PYTHONPATH=. .venv/bin/python experiments/benchmarks/build_tabular.py --workers 2 --steps 160 --seeds 0,1 \
+        --ops conv1d,self_attn1d,cross_attn1d --name tabular_tiny8 --workdir runs/tiny/work
 """
 from __future__ import annotations
 
