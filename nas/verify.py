@@ -151,11 +151,15 @@ def choose(front: Front, top: int, contrast: int, minimum: int = 0) -> list[Choi
 
 
 # How well the orders agree ---------------------------------------------------------------
-def rank_agreement(archs: list[str], search: list[float], verified: list[float]) -> dict:
+def rank_agreement(archs: list[str], search: list[float], verified: list[float],
+                   verified_se: list[float] | None = None) -> dict:
     """Spearman and Kendall (tau-b) between two qualities of the same architectures, and the
     pairs ordered wrongly: ``[A, B]`` when the search put A strictly above B and the verified
     quality puts B strictly above A (ties in either are not counted wrong), in the search's
-    order. A coefficient is None below 3 architectures or when either quality is constant."""
+    order. A coefficient is None below 3 architectures or when either quality is constant.
+    With ``verified_se`` (each verified quality's standard error), ``misordered_beyond_noise``
+    keeps the wrong pairs whose verified difference exceeds twice its standard error: the
+    others the ground truth itself cannot order."""
     from scipy.stats import kendalltau, spearmanr
 
     n = len(archs)
@@ -168,8 +172,24 @@ def rank_agreement(archs: list[str], search: list[float], verified: list[float])
     if n >= 3 and len(set(search)) > 1 and len(set(verified)) > 1:
         spearman = float(spearmanr(search, verified).statistic)
         kendall = float(kendalltau(search, verified).statistic)
-    return {"n": n, "spearman": _finite(spearman), "kendall": _finite(kendall), "misordered": misordered,
-            "pairs": n * (n - 1) // 2}
+    out = {"n": n, "spearman": _finite(spearman), "kendall": _finite(kendall), "misordered": misordered,
+           "pairs": n * (n - 1) // 2}
+    if verified_se is not None:
+        se = dict(zip(archs, verified_se))
+        v = dict(zip(archs, verified))
+        out["misordered_beyond_noise"] = [[a, b] for a, b in misordered
+                                          if v[b] - v[a] > 2 * math.hypot(se[a], se[b])]
+    return out
+
+
+def proportion_se(proto: Protocol, quality: float) -> float | None:
+    """Standard error of a verified quality that is a share of sampled prompts (prompt_suite's
+    colour, object and motion accuracies over its held-out captions); None for other qualities."""
+    ev = proto.experiment.evaluator
+    if ev.name != "prompt_suite" or proto.quality_key not in ("colour", "object", "motion"):
+        return None
+    n = min(ev.options.prompts, proto.experiment.data.val_videos)
+    return math.sqrt(max(quality * (1 - quality), 0.0) / n)
 
 
 def _finite(x: float | None) -> float | None:
@@ -278,8 +298,12 @@ def report(campaign: Campaign, proto: Protocol, choices: list[Choice], record: R
                        "reason": r.get("reason"), "score": r.get("score"), "breakdown": r.get("breakdown", {}),
                        "train_loss": r.get("train_loss"), "seconds": r.get("seconds"), "cached": c.arch in cached})
     ok = [p for p in points if p["status"] == "ok"]
+    ses = [proportion_se(proto, p["verified_quality"]) for p in ok]
     agreement = rank_agreement([p["arch"] for p in ok], [p["search_quality"] for p in ok],
-                               [p["verified_quality"] for p in ok])
+                               [p["verified_quality"] for p in ok],
+                               ses if ok and all(x is not None for x in ses) else None)
+    for p, se in zip(ok, ses):
+        p["verified_se"] = se
     return {"campaign": str(campaign.root), "evaluator": proto.evaluator, "quality_key": proto.quality_key,
             "protocol": proto.summary(), "record": str(record.path), "points": points,
             **agreement, "failed": [{"arch": p["arch"], "reason": p["reason"]} for p in points if p["status"] != "ok"]}

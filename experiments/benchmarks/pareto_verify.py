@@ -71,14 +71,20 @@ def markdown(result: dict) -> str:
     smoke_note = " (SMOKE: shrunken, not a result)" if result["smoke"] else ""
     m = result["machine"]
     command = "PYTHONPATH=. .venv/bin/python experiments/benchmarks/pareto_verify.py " + " ".join(result["argv"])
+    cached = sum(1 for pt in out["points"] if pt.get("cached"))
     searched = (f"search wall {result['search_wall_s']:.0f} s" if "search_wall_s" in result
                 else "an existing campaign")
     setting = (f"Campaign `{result['campaign']}` ({result['trials']} trials, {searched}). Protocol `{p['sha256'][:12]}`: {p['steps']} steps x batch "
                f"{p['batch']}, lr {p['lr']:g}, t ~ logit-normal({p['logit_mean']:g}, {p['logit_std']:g}), "
                f"seed {p['seed']}; scored by `{p['evaluator']}` (options {p['options']}); verified quality = "
-               f"`{out['quality_key']}`. Verify wall {result['verify_wall_s']:.0f} s.")
+               f"`{out['quality_key']}`. Verify wall {result['verify_wall_s']:.0f} s"
+               + (f" ({cached} of {len(out['points'])} architectures read from the campaign's verify record, verified "
+                  "by an earlier run of this command; each one's own seconds are in the table)." if cached else "."))
+    beyond = out.get("misordered_beyond_noise")
     summary = (f"**Spearman {fmt(out['spearman'])}, Kendall {fmt(out['kendall'])}** over {out['n']} architectures; "
-               f"{len(out['misordered'])} of {out['pairs']} pairs ordered wrongly by the search.")
+               f"{len(out['misordered'])} of {out['pairs']} pairs ordered wrongly by the search"
+               + ("." if beyond is None else f", {len(beyond)} of them by more than twice the verified quality's "
+                                             "standard error (binomial, over the held-out captions)."))
     header = (f"| architecture | front | search quality | verified ({out['quality_key']}) | "
               f"{p['evaluator']} quality | seconds |")
     where = f"machine: {m['cpu']}, {m['cores']} cores, {m['date']}; load {m['loadavg_start']} -> {m.get('loadavg_end')}"
@@ -90,7 +96,10 @@ def markdown(result: dict) -> str:
                      f"| {v} | {fmt(pt['score'])} | {pt['seconds'] or 0:.0f} |")
     if out["misordered"]:
         lines += ["", "Pairs ordered wrongly (search: first above second; verified: the other way round):", ""]
-        lines += [f"* {a or 'empty'} > {b or 'empty'}" for a, b in out["misordered"]]
+        lines += [f"* {a or 'empty'} > {b or 'empty'}"
+                  + ("" if beyond is None else (" (beyond the verified noise)" if [a, b] in beyond
+                                                else " (within twice the verified standard error)"))
+                  for a, b in out["misordered"]]
     return "\n".join(lines) + "\n"
 
 

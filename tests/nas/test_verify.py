@@ -15,7 +15,7 @@ from nas.campaign import Campaign
 from nas.config import Experiment
 from nas.pareto import Point, compute_front
 from nas.strategies import Candidate, Outcome
-from nas.verify import choose, protocol, rank_agreement, run_verify, spread, verify
+from nas.verify import choose, proportion_se, protocol, rank_agreement, run_verify, spread, verify
 from search_spaces.space import SearchSpace
 from tests.nas.conftest import analytic_cost, small_config
 
@@ -36,6 +36,19 @@ def test_rank_agreement_names_the_pairs_ordered_wrongly():
     out = rank_agreement(["a", "b", "c"], [1.0, 2.0, 3.0], [0.2, 0.2, 0.2])
     assert out["misordered"] == [] and out["spearman"] is None and out["kendall"] is None
     assert rank_agreement(["a", "b"], [1.0, 2.0], [1.0, 2.0])["spearman"] is None  # too few
+    assert "misordered_beyond_noise" not in out  # no standard errors given
+
+
+def test_wrong_pairs_within_the_verified_noise_are_told_apart(tiny_config_path):
+    # search: a > b > c; verified: c above both, b above a by less than twice its error
+    out = rank_agreement(["a", "b", "c"], [3.0, 2.0, 1.0], [0.20, 0.22, 0.40], [0.025, 0.025, 0.03])
+    assert out["misordered"] == [["a", "b"], ["a", "c"], ["b", "c"]]
+    assert out["misordered_beyond_noise"] == [["a", "c"], ["b", "c"]]  # 0.02 < 2 * hypot(0.025, 0.025)
+    # prompt_suite's motion accuracy over 256 held-out captions: a binomial share
+    exp = Experiment.from_dict({**yaml.safe_load(open(tiny_config_path)), "verify": {"evaluator": "prompt_suite"}})
+    proto = protocol(exp)
+    assert proportion_se(proto, 0.2) == pytest.approx((0.2 * 0.8 / 256) ** 0.5)
+    assert proportion_se(protocol(exp, evaluator="flow_loss"), 0.9) is None
 
 
 def test_choice_takes_the_best_of_the_front_and_dominated_ones_across_the_range():
@@ -201,8 +214,6 @@ def test_the_verify_section_is_typed_and_does_not_change_the_campaign(tmp_path, 
 
 
 def test_a_campaign_directory_moved_or_copied_reads_its_own_trials(tmp_path, tiny_config_path, work, hwnas):
-    import shutil
-
     camp = make_campaign(tmp_path, tiny_config_path, work)
     before = json.loads(hwnas("pareto", "show", camp.root, "--json").stdout)["front"]
     assert json.loads((camp.root / "campaign.json").read_text())["storage"] is None  # DIR/trials.db, not a path
