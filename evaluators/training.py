@@ -55,7 +55,10 @@ def param_groups(model, config: TrainConfig) -> list[dict]:
 
 
 def train_temporal(model, data: LatentDataset, steps: int, config: TrainConfig, seed: int,
-                   device: str | torch.device = "cpu") -> TrainStats:
+                   device: str | torch.device = "cpu", after_step=None) -> TrainStats:
+    """``after_step(n)``, if given, is called after the n-th optimiser step (e.g. to score
+    the model at lower fidelities, as the tabulated benchmark does; it must draw no random
+    numbers from this run's generator, so the run is the same with or without it)."""
     import time
 
     start = time.perf_counter()
@@ -84,5 +87,7 @@ def train_temporal(model, data: LatentDataset, steps: int, config: TrainConfig, 
         opt.step()
         if step >= steps - max(1, steps // 4):
             tail.append(value)
+        if after_step is not None:
+            after_step(step + 1)
     model.eval()
     return TrainStats(steps, sum(tail) / len(tail), time.perf_counter() - start)

@@ -20,11 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from core.errors import HwnasError
 from evaluators.runner import CandidateResult, CandidateRunner
-from evaluators.training import TrainingFailed, temporal_state
+from evaluators.training import temporal_state, train_temporal
 from nas.pareto import Point, pareto_front
 from nas.workers import Job, WorkerPool
 from search_spaces.architecture import Architecture
@@ -42,39 +40,23 @@ def fidelities(steps: int) -> list[int]:
 # Building the table: one run per (architecture, seed), scored at each fidelity ---------------
 
 def train_scored(model, data, steps: int, config, seed: int, device, at: list[int], score) -> dict[int, float]:
-    """``evaluators.training.train_temporal``'s loop step for step (same generator draws,
-    same optimiser), calling ``score(model)`` after each step count in ``at``; scoring uses
-    no randomness, so the quality at ``steps`` equals an ordinary run's."""
-    from evaluators.flow import flow_loss, logit_normal_t
+    """``evaluators.training.train_temporal`` (the search's own loop: the same draws,
+    optimiser, per-operator learning rates and noise), calling ``score(model)`` after each
+    step count in ``at``; scoring draws nothing from the run's generator, so the quality at
+    ``steps`` equals an ordinary run's. Nothing to train: one score for every count."""
+    out: dict[int, float] = {}
 
-    params = [p for p in model.temporal.parameters() if p.requires_grad]
-    if not params or steps == 0:
-        q = score(model)
-        return {k: q for k in at}
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    stream = data.batches("train", config.batch, gen)
-    out = {}
-    model.eval()
-    model.temporal.train()
-    for step in range(steps):
-        batch = next(stream)
-        x0, text = batch.latents.to(device), batch.text.to(device)
-        t = logit_normal_t(len(x0), config.logit_mean, config.logit_std, gen, device)
-        noise = torch.randn(x0.shape, generator=gen).to(device)
-        loss = flow_loss(model, x0, text, t, noise)
-        if not math.isfinite(loss.item()):
-            raise TrainingFailed(f"loss became {loss.item()} at step {step + 1} of {steps}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-        opt.step()
-        if step + 1 in at:
+    def after_step(n: int) -> None:
+        if n in at:
             model.eval()
-            out[step + 1] = score(model)
+            out[n] = score(model)
             model.temporal.train()
+
+    train_temporal(model, data, steps, config, seed, device, after_step=after_step)
     model.eval()
+    if not out:  # the backbone alone, or no steps
+        q = score(model)
+        out = {k: q for k in at}
     return out
 
 

@@ -144,3 +144,29 @@ def test_a_task_candidate_reaches_its_worker_function(monkeypatch):
     with pool:
         (job, res), = list(pool.evaluate([Job("s0", Architecture(), 4, 7, None, task="echo", options={"n": 2})]))
     assert seen == [("empty", 4, 7, {"n": 2})] and res.breakdown == {"importance/x": 0.5}
+
+
+def test_the_table_trains_exactly_as_the_search_does(tmp_path, tiny_config_path, work):
+    """FidelityRunner (the table's rows) and CandidateRunner (a search's candidate) share one
+    training loop: with per-operator learning rates and frame-correlated noise on, the
+    quality at K is the same to the last digit, and the lower fidelities are scored on the way."""
+    import dataclasses
+
+    from evaluators import CandidateRunner
+    from nas.config import Experiment
+    from nas.tabular import FidelityRunner
+    from tests.nas.conftest import small_config
+
+    exp = Experiment.load(small_config(tmp_path / "c.yaml", tiny_config_path, work))
+    train = dataclasses.replace(exp.train, steps=8, lr_scale={"self_attn1d": 5.0}, noise_correlation=0.5)
+    arch = "down0:conv1d:1,mid:self_attn1d:1"
+    args = (exp.space, exp.data, train, exp.evaluator, exp.search.workdir, exp.seed)
+    search = CandidateRunner(*args).run(arch, seed=3)
+    table = FidelityRunner(*args).run(arch, seed=3)
+    assert search.status == table.status == "ok"
+    assert table.quality == search.quality
+    assert sorted(k for k in table.breakdown if k.startswith("quality@")) == ["quality@2", "quality@4", "quality@8"]
+    assert table.breakdown["quality@8"] == search.quality
+    # and the per-operator learning rate is really in that loop: without it the quality moves
+    plain = FidelityRunner(*args[:2], dataclasses.replace(train, lr_scale={}), *args[3:]).run(arch, seed=3)
+    assert plain.quality != table.quality
