@@ -137,7 +137,7 @@ class Campaign:
         config measures the same); the work directory's caches are keyed by content and stay."""
         meta = self.meta
         try:
-            optuna.delete_study(study_name=meta["study"], storage=self.storage_url())
+            optuna.delete_study(study_name=meta["study"], storage=self.storage_url(meta))
         except KeyError:  # no such study yet
             pass
         names = ["strategy.json", "events.jsonl", "campaign.json", "config.yaml", "front.html"]
@@ -200,11 +200,11 @@ class Campaign:
         return Path(workdir) if workdir else self.root / "work"
 
     # the Optuna storage ------------------------------------------------------------------
-    def storage_url(self) -> str:
+    def storage_url(self, meta: dict | None = None) -> str:
         """The trials' Optuna storage: the configured URL, else this directory's trials.db (also
         for a campaign created before that rule, whose absolute path to its own trials.db went
-        stale when the directory was moved or copied)."""
-        url, local = self.meta.get("storage"), self.root / "trials.db"
+        stale when the directory was moved or copied). ``meta``: campaign.json, if already read."""
+        url, local = (self.meta if meta is None else meta).get("storage"), self.root / "trials.db"
         if url is None:
             return f"sqlite:///{local.resolve()}"
         if url.startswith("sqlite:///"):
@@ -216,7 +216,7 @@ class Campaign:
 
     def study(self) -> optuna.Study:
         meta = self.meta
-        url = self.storage_url()
+        url = self.storage_url(meta)
         if self._storage is None:
             if url.startswith("sqlite:///"):
                 db = Path(url[len("sqlite:///"):])

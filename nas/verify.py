@@ -182,6 +182,15 @@ def rank_agreement(archs: list[str], search: list[float], verified: list[float],
     return out
 
 
+def noise_note(agreement: dict, pair: list[str]) -> str:
+    """What a wrong pair of ``rank_agreement`` says about the verified noise ("" when the
+    verified qualities came without standard errors)."""
+    beyond = agreement.get("misordered_beyond_noise")
+    if beyond is None:
+        return ""
+    return " (beyond the verified noise)" if pair in beyond else " (within twice the verified standard error)"
+
+
 def proportion_se(proto: Protocol, quality: float) -> float | None:
     """Standard error of a verified quality that is a share of sampled prompts (prompt_suite's
     colour, object and motion accuracies over its held-out captions); None for other qualities."""

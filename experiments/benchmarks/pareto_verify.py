@@ -35,7 +35,7 @@ from _machine import machine, write  # noqa: E402
 
 from nas.campaign import Campaign  # noqa: E402
 from nas.config import Experiment  # noqa: E402
-from nas.verify import run_verify  # noqa: E402
+from nas.verify import noise_note, run_verify  # noqa: E402
 
 
 def smoke(cfg: dict) -> dict:
@@ -96,10 +96,7 @@ def markdown(result: dict) -> str:
                      f"| {v} | {fmt(pt['score'])} | {pt['seconds'] or 0:.0f} |")
     if out["misordered"]:
         lines += ["", "Pairs ordered wrongly (search: first above second; verified: the other way round):", ""]
-        lines += [f"* {a or 'empty'} > {b or 'empty'}"
-                  + ("" if beyond is None else (" (beyond the verified noise)" if [a, b] in beyond
-                                                else " (within twice the verified standard error)"))
-                  for a, b in out["misordered"]]
+        lines += [f"* {a or 'empty'} > {b or 'empty'}{noise_note(out, [a, b])}" for a, b in out["misordered"]]
     return "\n".join(lines) + "\n"
 
 

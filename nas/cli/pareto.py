@@ -138,11 +138,12 @@ def print_verify(out: dict) -> None:
     console.print(f"over {out['n']} verified architectures: Spearman {fmt(out['spearman'])}, "
                   f"Kendall {fmt(out['kendall'])}; {len(out['misordered'])} of {out['pairs']} pairs ordered wrongly "
                   "by the search" + (":" if out["misordered"] else ""))
+    from nas.verify import noise_note
+
     beyond = out.get("misordered_beyond_noise")
     for a, b in out["misordered"]:
-        noise = "" if beyond is None else (" (beyond the verified noise)" if [a, b] in beyond
-                                           else " (within twice the verified standard error)")
-        console.print(f"  search: {a or 'empty'} above {b or 'empty'}; verified: the other way round{noise}")
+        console.print(f"  search: {a or 'empty'} above {b or 'empty'}; verified: the other way round"
+                      f"{noise_note(out, [a, b])}")
     if beyond is not None:
         console.print(f"{len(beyond)} of the {len(out['misordered'])} wrong pairs differ by more than twice the "
                       "verified quality's standard error")
