@@ -90,7 +90,9 @@ class VerifyConfig:
     ``quality_key`` of that score (``quality``: the evaluator's own quality); unset, the
     evaluator's default (``prompt_suite``: ``motion``, the motion accuracy; else ``quality``).
     Every architecture trains with the same ``seed`` (unset: the experiment's), so they see
-    the same batches, t and noise.
+    the same batches, t and noise; with ``seeds`` = n it trains n times, under seeds
+    ``seed`` ... ``seed + n - 1``, and the verified quality is the mean (one run is a noisy
+    ground truth: its training seed moves it as much as a weak architecture differs).
 
     Which architectures: the front's ``top`` best by search quality, and at least
     ``contrast`` dominated ones spread over the quality range, more when needed to reach
@@ -108,13 +110,14 @@ class VerifyConfig:
     options: dict[str, Any] = field(default_factory=lambda: {"prompts": 256, "sample_steps": 8})
     quality_key: str | None = None
     seed: int | None = None
+    seeds: int = 1
     top: int = 8
     contrast: int = 3
     min_architectures: int = 8
     timeout_s: float = 7200.0
 
     def __post_init__(self):
-        for name in ("steps", "batch", "top"):
+        for name in ("steps", "batch", "top", "seeds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("contrast", "min_architectures"):

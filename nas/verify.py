@@ -8,19 +8,28 @@ evaluator (``prompt_suite`` by default: sampled videos, motion accuracy as the v
 quality). It then measures how well the search's order agrees with the verified one:
 Spearman and Kendall, and the pairs the search ordered wrongly.
 
+One training run is itself a noisy ground truth: with ``seeds`` = n (``verify.seeds``,
+``--seeds``) each architecture trains under seeds s, s+1, ..., s+n-1; its verified quality is
+the mean, and the standard error that decides which wrong pairs the ground truth can
+order at all is the pooled spread between seeds (over every verified architecture) over
+sqrt(n). With one seed it is the binomial error of the sampled share.
+
 The architectures (:func:`choose`): the front's best ``top`` by search quality, and dominated
 ones spread over the quality range for contrast. Each is one job on the campaign's own
 worker pool (``nas.engine.make_pool``: in-process or Ray, as the search ran), every one with
-the same seed, so the verified numbers are a function of the config and the seed.
+the same seeds, so the verified numbers are a function of the config and the seeds.
 
-Storage, crash safety: each finished architecture is written at once to the record
-``DIR/verify/<evaluator>-<protocol sha256[:12]>.json`` (temp file + ``os.replace``) and
-then, in one transaction, to every finished trial of that architecture as user attributes
-``verified.<evaluator>.quality`` (the verified quality), ``.quality_key`` (which breakdown
-entry that is), ``.score`` (the evaluator's own quality), ``.breakdown``, ``.protocol`` (the
-protocol's sha256), ``.steps``, ``.seed``, ``.train_loss``, ``.seconds``. A rerun under the same
-protocol (same hash of every setting that changes the numbers) skips the architectures
-in the record; one killed mid-run loses only the architectures still training.
+Storage, crash safety: each finished (architecture, seed) is written at once to the
+record of that seed's protocol, ``DIR/verify/<evaluator>-<protocol sha256[:12]>.json`` (temp
+file + ``os.replace``; the seed is part of the hash), and once every seed of an architecture
+is in, in one transaction, to every finished trial of that architecture as user attributes
+``verified.<evaluator>.quality`` (the verified quality, mean over seeds), ``.quality_key``
+(which breakdown entry that is), ``.score`` (the evaluator's own quality), ``.breakdown``
+(means over seeds), ``.protocol`` (the first seed's protocol sha256), ``.steps``, ``.seed``
+(the first), ``.seeds``, ``.qualities`` (one per seed), ``.train_loss``, ``.seconds``. A rerun
+under the same protocol (same hash of every setting that changes the numbers) skips what the
+records hold, so adding a seed trains only that seed; one killed mid-run loses only the runs
+still training.
 """
 from __future__ import annotations
 
@@ -106,6 +115,13 @@ def protocol(experiment: Experiment, steps: int | None = None, evaluator: str | 
     search = dataclasses.replace(experiment.search, timeout_s=v.timeout_s)
     exp = dataclasses.replace(experiment, train=train, evaluator=ev, search=search)
     return Protocol(exp, steps, experiment.seed if v.seed is None else v.seed, key)
+
+
+def seeded(proto: Protocol, seeds: int) -> list[Protocol]:
+    """``proto`` under ``seeds`` training seeds: its own seed, then the next ones."""
+    if seeds < 1:
+        raise ConfigError(f"--seeds {seeds}: must be at least 1")
+    return [dataclasses.replace(proto, seed=proto.seed + i) for i in range(seeds)]
 
 
 # Which architectures ---------------------------------------------------------------------
@@ -201,6 +217,34 @@ def proportion_se(proto: Protocol, quality: float) -> float | None:
     return math.sqrt(max(quality * (1 - quality), 0.0) / n)
 
 
+def pooled_seed_se(per_seed: list[list[float]]) -> list[float] | None:
+    """Standard error of each architecture's mean over its seeds, from the spread between
+    seeds pooled over all architectures (every list one architecture's per-seed qualities);
+    None without two seeds of some architecture."""
+    dof = sum(len(q) - 1 for q in per_seed)
+    if dof < 1:
+        return None
+    ss = sum(sum((x - sum(q) / len(q)) ** 2 for x in q) for q in per_seed)
+    sd = math.sqrt(ss / dof)
+    return [sd / math.sqrt(len(q)) for q in per_seed]
+
+
+def _mean(values: list):
+    return sum(values) / len(values) if values and all(isinstance(v, (int, float)) for v in values) else values[0]
+
+
+def merged(entries: list[dict]) -> dict:
+    """One architecture's finished runs (one per seed) as one result: means of the numbers."""
+    keys = [k for k in entries[0]["breakdown"] if all(k in e["breakdown"] for e in entries)]
+    return {"arch": entries[0]["arch"], "status": "ok",
+            "verified_quality": _mean([e["verified_quality"] for e in entries]),
+            "qualities": [e["verified_quality"] for e in entries],
+            "score": _mean([e["score"] for e in entries]),
+            "breakdown": {k: _mean([e["breakdown"][k] for e in entries]) for k in keys},
+            "train_loss": _mean([e["train_loss"] for e in entries]), "steps": entries[0]["steps"],
+            "seconds": sum(e["seconds"] for e in entries)}
+
+
 def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
@@ -231,11 +275,15 @@ class Record:
                                 "results": self.results})
 
 
-def trial_attrs(proto: Protocol, entry: dict) -> dict:
+def trial_attrs(protos: list[Protocol], entries: list[dict]) -> dict:
+    """The trial attributes of one architecture verified under every protocol of ``protos``
+    (one entry per seed, in order)."""
+    proto, m = protos[0], merged(entries)
     prefix = f"{VERIFIED}{proto.evaluator}."
-    fields = {"quality": entry["verified_quality"], "quality_key": proto.quality_key, "score": entry["score"],
-              "breakdown": entry["breakdown"], "protocol": proto.sha256, "steps": entry["steps"],
-              "seed": proto.seed, "train_loss": entry["train_loss"], "seconds": entry["seconds"]}
+    fields = {"quality": m["verified_quality"], "quality_key": proto.quality_key, "score": m["score"],
+              "breakdown": m["breakdown"], "protocol": proto.sha256, "steps": m["steps"],
+              "seed": proto.seed, "seeds": [p.seed for p in protos], "qualities": m["qualities"],
+              "train_loss": m["train_loss"], "seconds": m["seconds"]}
     return {prefix + k: v for k, v in fields.items()}
 
 
@@ -244,83 +292,107 @@ def _entry(proto: Protocol, arch: str, result, wall_s: float) -> dict:
         key = proto.quality_key
         value = result.quality if key == OWN_QUALITY else result.breakdown.get(key)
         if value is not None:
-            return {"arch": arch, "status": "ok", "verified_quality": float(value), "score": result.quality,
-                    "breakdown": dict(result.breakdown), "train_loss": result.train_loss, "steps": result.steps,
-                    "seconds": result.seconds, "wall_s": wall_s}
+            return {"arch": arch, "seed": proto.seed, "status": "ok", "verified_quality": float(value),
+                    "score": result.quality, "breakdown": dict(result.breakdown), "train_loss": result.train_loss,
+                    "steps": result.steps, "seconds": result.seconds, "wall_s": wall_s}
         reason = (f"verify.quality_key {key!r} is not in the {proto.evaluator} breakdown (it has "
                   f"{', '.join(sorted(result.breakdown)) or 'none'}, or {OWN_QUALITY!r})")
     else:
         reason = result.reason
-    return {"arch": arch, "status": "failed", "reason": reason, "wall_s": wall_s}
+    return {"arch": arch, "seed": proto.seed, "status": "failed", "reason": reason, "wall_s": wall_s}
 
 
 def verify(campaign: Campaign, proto: Protocol, choices: list[Choice], ray_address: str | None = None,
-           pool=None, on_result: Callable[[dict], None] | None = None, pretrain_progress=None) -> dict:
-    """Long-train and score every choice not yet verified under ``proto`` (one job each on
-    ``pool``, else the campaign's own pool, started and closed here), store the results,
-    and return the report (:func:`report`). ``on_result(entry)`` sees each finished one."""
+           pool=None, on_result: Callable[[dict], None] | None = None, pretrain_progress=None,
+           seeds: int = 1) -> dict:
+    """Long-train and score every choice not yet verified under ``proto`` and each of its
+    ``seeds`` (one job each on ``pool``, else the campaign's own pool, started and closed
+    here), store the results, and return the report (:func:`report`). ``on_result(entry)``
+    sees each finished run."""
     from nas.engine import make_pool
     from nas.workers import Job
     from search_spaces.space import SearchSpace
 
-    record = Record(campaign, proto)
-    for c in choices:  # a kill between the record and the trials: the trials catch up
-        if record.done(c.arch):
-            campaign.annotate(c.arch, trial_attrs(proto, record.results[c.arch]))
-    todo = [c for c in choices if not record.done(c.arch)]
+    protos = seeded(proto, seeds)
+    records = [Record(campaign, p) for p in protos]
+
+    def complete(arch: str) -> bool:
+        return all(r.done(arch) for r in records)
+
+    def annotate(arch: str) -> None:
+        campaign.annotate(arch, trial_attrs(protos, [r.results[arch] for r in records]))
+
+    cached = {c.arch for c in choices if complete(c.arch)}
+    for arch in cached:  # a kill between the records and the trials: the trials catch up
+        annotate(arch)
+    todo = [(c, i) for i, r in enumerate(records) for c in choices if not r.done(c.arch)]
     if todo:
         space = SearchSpace(proto.experiment.space)
-        jobs = [Job(c.arch, space.parse(c.arch), proto.steps, proto.seed) for c in todo]
+        runs = {f"{c.arch}|{protos[i].seed}": (c.arch, i) for c, i in todo}
+        jobs = [Job(key, space.parse(arch), proto.steps, protos[i].seed) for key, (arch, i) in runs.items()]
         own = pool is None
         pool = pool or make_pool(proto.experiment, str(campaign.workdir()), ray_address)
         pool.make_runner().prepare(pretrain_progress)  # data, backbone, evaluator once; fails fast
         campaign.event("verify_started", protocol=proto.sha256, evaluator=proto.evaluator,
-                       archs=[c.arch for c in todo], steps=proto.steps)
+                       archs=sorted({c.arch for c, _ in todo}), seeds=[p.seed for p in protos], steps=proto.steps)
         if own:
             pool.start()
         try:
             for job, result in pool.evaluate(jobs):
-                entry = _entry(proto, job.key, result, job.wall_s)
-                record.save(entry)
-                if entry["status"] == "ok":
-                    campaign.annotate(job.key, trial_attrs(proto, entry))
-                campaign.event("verified", protocol=proto.sha256, **{k: v for k, v in entry.items()
-                                                                     if k != "breakdown"})
+                arch, i = runs[job.key]
+                entry = _entry(protos[i], arch, result, job.wall_s)
+                records[i].save(entry)
+                if entry["status"] == "ok" and complete(arch):
+                    annotate(arch)
+                campaign.event("verified", protocol=protos[i].sha256, **{k: v for k, v in entry.items()
+                                                                         if k != "breakdown"})
                 if on_result is not None:
                     on_result(entry)
         finally:
             if own:
                 pool.close()
-    return report(campaign, proto, choices, record, cached={c.arch for c in choices} - {c.arch for c in todo})
+    return report(campaign, protos, choices, records, cached=cached)
 
 
-def report(campaign: Campaign, proto: Protocol, choices: list[Choice], record: Record,
+def report(campaign: Campaign, protos: list[Protocol], choices: list[Choice], records: list[Record],
            cached: set[str] = frozenset()) -> dict:
-    """The ``pareto verify`` document: one point per choice (best search quality first), the
-    rank agreement over the verified ones, and the failed ones."""
+    """The ``pareto verify`` document: one point per choice (best search quality first; its
+    verified numbers the means over the seeds), the rank agreement over the verified ones,
+    and the failed ones."""
+    proto = protos[0]
     points = []
     for c in choices:
-        r = record.results.get(c.arch, {"status": "missing"})
+        runs = [r.results.get(c.arch, {"status": "missing"}) for r in records]
+        bad = next((r for r in runs if r["status"] != "ok"), None)
+        m = merged(runs) if bad is None else {}
         points.append({"arch": c.arch, "search_quality": c.search_quality,
-                       "verified_quality": r.get("verified_quality"), "on_front": c.on_front,
-                       "latency_ms": c.latency_ms, "memory_bytes": c.memory_bytes, "status": r["status"],
-                       "reason": r.get("reason"), "score": r.get("score"), "breakdown": r.get("breakdown", {}),
-                       "train_loss": r.get("train_loss"), "seconds": r.get("seconds"), "cached": c.arch in cached})
+                       "verified_quality": m.get("verified_quality"), "verified_seeds": m.get("qualities"),
+                       "on_front": c.on_front, "latency_ms": c.latency_ms, "memory_bytes": c.memory_bytes,
+                       "status": "ok" if bad is None else bad["status"],
+                       "reason": None if bad is None else bad.get("reason"), "score": m.get("score"),
+                       "breakdown": m.get("breakdown", {}), "train_loss": m.get("train_loss"),
+                       "seconds": m.get("seconds"), "cached": c.arch in cached})
     ok = [p for p in points if p["status"] == "ok"]
-    ses = [proportion_se(proto, p["verified_quality"]) for p in ok]
+    if len(protos) > 1:
+        ses, se_kind = pooled_seed_se([p["verified_seeds"] for p in ok]), "seeds"
+    else:
+        ses, se_kind = [proportion_se(proto, p["verified_quality"]) for p in ok], "binomial"
+    if not ok or ses is None or any(x is None for x in ses):
+        ses, se_kind = None, None
     agreement = rank_agreement([p["arch"] for p in ok], [p["search_quality"] for p in ok],
-                               [p["verified_quality"] for p in ok],
-                               ses if ok and all(x is not None for x in ses) else None)
-    for p, se in zip(ok, ses):
+                               [p["verified_quality"] for p in ok], ses)
+    for p, se in zip(ok, ses or [None] * len(ok)):
         p["verified_se"] = se
     return {"campaign": str(campaign.root), "evaluator": proto.evaluator, "quality_key": proto.quality_key,
-            "protocol": proto.summary(), "record": str(record.path), "points": points,
+            "protocol": {**proto.summary(), "seeds": [p.seed for p in protos]}, "verified_se": se_kind,
+            "record": str(records[0].path), "records": [str(r.path) for r in records], "points": points,
             **agreement, "failed": [{"arch": p["arch"], "reason": p["reason"]} for p in points if p["status"] != "ok"]}
 
 
 def run_verify(directory: str | Path, steps: int | None = None, evaluator: str | None = None, top: int | None = None,
                contrast: int | None = None, ray_address: str | None = None, pool=None,
-               on_result: Callable[[dict], None] | None = None, pretrain_progress=None) -> dict:
+               on_result: Callable[[dict], None] | None = None, pretrain_progress=None,
+               seeds: int | None = None) -> dict:
     """``hwnas pareto verify`` as a library call: the campaign in ``directory``, its ``verify``
     section with the given overrides."""
     campaign = Campaign.open(directory)
@@ -330,6 +402,9 @@ def run_verify(directory: str | Path, steps: int | None = None, evaluator: str |
     exp = campaign.experiment()
     proto = protocol(exp, steps, evaluator)
     v = exp.verify
+    seeds = v.seeds if seeds is None else seeds
+    seeded(proto, seeds)  # a bad --seeds fails before anything is chosen or trained
     choices = choose(front, v.top if top is None else top, v.contrast if contrast is None else contrast,
                      v.min_architectures)
-    return verify(campaign, proto, choices, ray_address or exp.search.ray_address, pool, on_result, pretrain_progress)
+    return verify(campaign, proto, choices, ray_address or exp.search.ray_address, pool, on_result, pretrain_progress,
+                  seeds)

@@ -76,7 +76,7 @@ def markdown(result: dict) -> str:
                 else "an existing campaign")
     setting = (f"Campaign `{result['campaign']}` ({result['trials']} trials, {searched}). Protocol `{p['sha256'][:12]}`: {p['steps']} steps x batch "
                f"{p['batch']}, lr {p['lr']:g}, t ~ logit-normal({p['logit_mean']:g}, {p['logit_std']:g}), "
-               f"seed {p['seed']}; scored by `{p['evaluator']}` (options {p['options']}); verified quality = "
+               f"seeds {', '.join(map(str, p.get('seeds', [p['seed']])))}; scored by `{p['evaluator']}` (options {p['options']}); verified quality = "
                f"`{out['quality_key']}`. Verify wall {result['verify_wall_s']:.0f} s"
                + (f" ({cached} of {len(out['points'])} architectures read from the campaign's verify record, verified "
                   "by an earlier run of this command; each one's own seconds are in the table)." if cached else "."))
@@ -84,7 +84,9 @@ def markdown(result: dict) -> str:
     summary = (f"**Spearman {fmt(out['spearman'])}, Kendall {fmt(out['kendall'])}** over {out['n']} architectures; "
                f"{len(out['misordered'])} of {out['pairs']} pairs ordered wrongly by the search"
                + ("." if beyond is None else f", {len(beyond)} of them by more than twice the verified quality's "
-                                             "standard error (binomial, over the held-out captions)."))
+                                             "standard error ("
+                  + ("pooled between training seeds" if out.get("verified_se") == "seeds"
+                     else "binomial, over the held-out captions") + ")."))
     header = (f"| architecture | front | search quality | verified ({out['quality_key']}) | "
               f"{p['evaluator']} quality | seconds |")
     where = f"machine: {m['cpu']}, {m['cores']} cores, {m['date']}; load {m['loadavg_start']} -> {m.get('loadavg_end')}"
@@ -92,6 +94,8 @@ def markdown(result: dict) -> str:
              "```", "", setting, "", summary, "", header, "|---|---|---|---|---|---|"]
     for pt in out["points"]:
         v = "failed: " + str(pt["reason"]) if pt["status"] != "ok" else f"{pt['verified_quality']:.4f}"
+        if pt["status"] == "ok" and len(pt.get("verified_seeds") or []) > 1:
+            v += " (" + ", ".join(f"{q:.3f}" for q in pt["verified_seeds"]) + ")"
         lines.append(f"| {pt['arch'] or 'empty'} | {'yes' if pt['on_front'] else ''} | {pt['search_quality']:.5f} "
                      f"| {v} | {fmt(pt['score'])} | {pt['seconds'] or 0:.0f} |")
     if out["misordered"]:
@@ -112,6 +116,7 @@ def main() -> None:
     ap.add_argument("--evaluator")
     ap.add_argument("--top", type=int)
     ap.add_argument("--contrast", type=int)
+    ap.add_argument("--seeds", type=int, help="training seeds per architecture (default: the verify section's)")
     ap.add_argument("--ray-address")
     ap.add_argument("--out-dir", help="where the results go (default: experiments/benchmarks/results)")
     args = ap.parse_args()
@@ -140,11 +145,11 @@ def main() -> None:
 
     def shown(entry):
         what = f"{entry['verified_quality']:.4f}" if entry["status"] == "ok" else f"failed: {entry['reason']}"
-        print(f"verified {entry['arch'] or 'empty'}: {what} ({entry['wall_s']:.0f} s)", flush=True)
+        print(f"verified {entry['arch'] or 'empty'} seed {entry['seed']}: {what} ({entry['wall_s']:.0f} s)", flush=True)
 
     t0 = time.time()
     result["verify"] = run_verify(camp.root, args.steps, args.evaluator, args.top, args.contrast, args.ray_address,
-                                  on_result=shown)
+                                  on_result=shown, seeds=args.seeds)
     result["verify_wall_s"] = time.time() - t0
     result["verify_section"] = camp.config().get("verify")
     path = write(f"pareto_verify_{args.tag}", result, args.out_dir)

@@ -25,6 +25,8 @@ def register(sub) -> None:
     p.add_argument("--evaluator", help="the strong evaluator (default: verify.evaluator, prompt_suite)")
     p.add_argument("--top", type=int, help="front architectures, best search quality first (default: verify.top)")
     p.add_argument("--contrast", type=int, help="dominated architectures at least (default: verify.contrast)")
+    p.add_argument("--seeds", type=int, help="training seeds per architecture; the verified quality is their mean "
+                                             "(default: verify.seeds, 1)")
     p.add_argument("--ray-address", help="join this Ray cluster (default: search.ray_address, else as the search ran)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run_verify)
@@ -117,8 +119,10 @@ def print_verify(out: dict) -> None:
     from rich.table import Table
 
     key = out["quality_key"]
-    table = Table(title=f"{len(out['points'])} architectures long-trained under protocol {out['protocol']['sha256'][:8]} "
-                        f"({out['protocol']['steps']} steps), scored by {out['evaluator']}")
+    seeds, sha = out["protocol"]["seeds"], out["protocol"]["sha256"][:8]
+    table = Table(title=f"{len(out['points'])} architectures long-trained under protocol {sha} "
+                        f"({out['protocol']['steps']} steps, seed{'s' if len(seeds) > 1 else ''} "
+                        f"{', '.join(map(str, seeds))}), scored by {out['evaluator']}")
     for col in ("architecture", "front", "search quality", f"verified ({key})", f"{out['evaluator']} quality",
                 "status"):
         table.add_column(col, overflow="fold")
@@ -145,8 +149,9 @@ def print_verify(out: dict) -> None:
         console.print(f"  search: {a or 'empty'} above {b or 'empty'}; verified: the other way round"
                       f"{noise_note(out, [a, b])}")
     if beyond is not None:
+        kind = "between seeds" if out["verified_se"] == "seeds" else "binomial, over the sampled captions"
         console.print(f"{len(beyond)} of the {len(out['misordered'])} wrong pairs differ by more than twice the "
-                      "verified quality's standard error")
+                      f"verified quality's standard error ({kind})")
     console.print(f"record: {out['record']}")
 
 
@@ -161,9 +166,9 @@ def run_verify(args) -> int:
         def on_result(entry: dict) -> None:
             what = (f"{entry['verified_quality']:.4f} ({entry['seconds']:.0f} s)" if entry["status"] == "ok"
                     else f"failed: {entry['reason']}")
-            progress.print(f"verified {entry['arch'] or 'empty'}: {what}")
+            progress.print(f"verified {entry['arch'] or 'empty'} (seed {entry['seed']}): {what}")
 
         out = verify(args.dir, args.steps, args.evaluator, args.top, args.contrast, args.ray_address,
-                     on_result=on_result, pretrain_progress=PretrainProgress(progress))
+                     on_result=on_result, pretrain_progress=PretrainProgress(progress), seeds=args.seeds)
     emit_json(out) if args.json else print_verify(out)
     return 0

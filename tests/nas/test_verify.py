@@ -154,6 +154,39 @@ def test_verify_stores_scores_on_the_trials_resumes_and_shows_them(tmp_path, tin
     assert "Spearman" in text.stdout and "Kendall" in text.stdout and "pairs ordered wrongly" in text.stdout
 
 
+def test_more_seeds_average_the_ground_truth_and_train_only_what_is_new(tmp_path, tiny_config_path, work, hwnas):
+    camp = make_campaign(tmp_path, tiny_config_path, work)
+    one = run_verify(camp.root, top=1, contrast=1)
+    assert one["protocol"]["seeds"] == [0] and one["verified_se"] == "binomial"
+    events = len([e for e in camp.events() if e["event"] == "verified"])
+    run = hwnas("pareto", "verify", camp.root, "--top", "1", "--contrast", "1", "--seeds", "2", "--json")
+    assert run.returncode == 0, run.stderr
+    two = json.loads(run.stdout)
+    assert two["protocol"]["seeds"] == [0, 1] and two["verified_se"] == "seeds"
+    assert two["records"][0] == one["record"]  # seed 0 is the one-seed protocol: reused, not retrained
+    assert events == len(one["points"]) == len(two["points"])
+    assert len([e for e in camp.events() if e["event"] == "verified"]) == 2 * events  # seed 1 of each only
+    records = [json.loads(open(r).read())["results"] for r in two["records"]]
+    by_arch = {p["arch"]: p for p in two["points"]}
+    per_seed_se = []
+    for arch, p in by_arch.items():
+        runs = [rec[arch] for rec in records]
+        assert [r["seed"] for r in runs] == [0, 1]
+        assert runs[0]["train_loss"] != runs[1]["train_loss"]  # the seed reached the training
+        assert p["verified_seeds"] == [r["verified_quality"] for r in runs]
+        assert p["verified_quality"] == pytest.approx(sum(p["verified_seeds"]) / 2)
+        per_seed_se.append(p["verified_seeds"])
+        for t in camp.trials():
+            if t.user_attrs["arch"] == arch:
+                assert t.user_attrs["verified.prompt_suite.quality"] == p["verified_quality"]
+                assert t.user_attrs["verified.prompt_suite.seeds"] == [0, 1]
+    # the standard error: the spread between seeds pooled over the architectures, over sqrt(2)
+    pooled = (sum((q[0] - q[1]) ** 2 / 2 for q in per_seed_se) / len(per_seed_se)) ** 0.5
+    assert [p["verified_se"] for p in two["points"]] == pytest.approx([pooled / 2 ** 0.5] * len(by_arch))
+    run = hwnas("pareto", "verify", camp.root, "--seeds", "0")
+    assert run.returncode == 2 and "--seeds 0" in run.stderr and len(run.stderr.splitlines()) == 1
+
+
 def test_a_campaign_without_verification_shows_no_verified_column(tmp_path, tiny_config_path, work, hwnas):
     camp = make_campaign(tmp_path, tiny_config_path, work)
     table = hwnas("pareto", "show", camp.root)
