@@ -63,8 +63,20 @@ def setup(table_path: Path, latency_pct: float | None = None, memory_pct: float 
     return table, protocol, space, budgets
 
 
-def score_run(table: TabularBenchmark, budgets: Budgets, outcomes, ref, box, true_front) -> dict:
-    archs = {str(o.candidate.arch) for o in outcomes if o.ok}
+def reference(table: TabularBenchmark, budgets: Budgets):
+    """The hypervolume reference point of every run (the worst feasible quality in the table,
+    the budgets), the normalising box (up to the best feasible value of each objective), the
+    feasible points and the table's true Pareto set within the budgets."""
+    feasible = [p for p in table.points() if not budgets.violations(p.latency_ms, p.memory_bytes)]
+    ref = (min(p.quality for p in feasible), budgets.latency_ms_per_step, budgets.memory_bytes)
+    ideal = (max(p.quality for p in feasible), min(p.latency_ms for p in feasible),
+             min(p.memory_bytes for p in feasible))
+    box = (ideal[0] - ref[0]) * (ref[1] - ideal[1]) * (ref[2] - ideal[2])
+    return ref, box, feasible, table.true_front(budgets)
+
+
+def score_archs(table: TabularBenchmark, budgets: Budgets, archs: set[str], ref, box, true_front) -> dict:
+    """An evaluated set of architectures scored under the table's protocol (seed-mean quality)."""
     pts = [Point(a, table.quality(a), *table.cost(a)) for a in archs]
     feas = [p for p in pts if not budgets.violations(p.latency_ms, p.memory_bytes)]
     front = compute_front(feas, ref)
@@ -72,6 +84,10 @@ def score_run(table: TabularBenchmark, budgets: Budgets, outcomes, ref, box, tru
     return {"evaluated": len(archs), "hypervolume_normalised": front.hypervolume / box,
             "best_feasible_quality": max((p.quality for p in feas), default=None),
             "pareto_share": len(true & archs) / len(true)}
+
+
+def score_run(table: TabularBenchmark, budgets: Budgets, outcomes, ref, box, true_front) -> dict:
+    return score_archs(table, budgets, {str(o.candidate.arch) for o in outcomes if o.ok}, ref, box, true_front)
 
 
 def spread(vals: list[float]) -> dict:
@@ -188,18 +204,13 @@ def main() -> None:
     table, protocol, space, budgets = setup(Path(args.table), args.latency_pct, args.memory_pct)
     supernet = json.loads(Path(args.supernet).read_text()) if Path(args.supernet).is_file() else None
     k = table.steps
-    feasible = [p for p in table.points() if not budgets.violations(p.latency_ms, p.memory_bytes)]
-    true_front = table.true_front(budgets)
-    ref = (min(p.quality for p in feasible), budgets.latency_ms_per_step, budgets.memory_bytes)
-    ideal = (max(p.quality for p in feasible), min(p.latency_ms for p in feasible),
-             min(p.memory_bytes for p in feasible))
-    box = (ideal[0] - ref[0]) * (ref[1] - ideal[1]) * (ref[2] - ideal[2])
+    ref, box, feasible, true_front = reference(table, budgets)
     true_hv = compute_front(true_front, ref).hypervolume / box
     result = {"machine": machine(), "args": vars(args), "table": Path(args.table).name,
               "protocol_command": protocol["command"], "K": k, "architectures": len(table),
               "feasible": len(feasible), "true_front": [p.arch for p in true_front],
               "true_front_hypervolume_normalised": true_hv,
-              "best_feasible_quality_possible": ideal[0],
+              "best_feasible_quality_possible": max(p.quality for p in feasible),
               "budgets": {"latency_ms": budgets.latency_ms_per_step, "memory_bytes": budgets.memory_bytes},
               "training_budget_steps": args.candidates * k, "runs": [], "summary": {}}
     noise = delta_noise(table, space)
