@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -48,6 +47,14 @@ def live_config(protocol: dict, strategy: str, options: dict, seed: int, steps: 
     cfg["search"] = {**cfg["search"], "strategy": strategy, "options": options, "max_train_steps": steps,
                      "workers": workers, "workdir": workdir, "out": None, "storage": None}
     return Experiment.from_dict(cfg).to_dict()
+
+
+def row_matches(camp: Campaign, table) -> dict:
+    """How many of the campaign's candidates recorded exactly the quality of one of the
+    table's seed rows for their architecture (same training, same seed: same number)."""
+    qualities = [(t.user_attrs["arch"], t.values[0]) for t in camp.trials() if t.values]
+    same = sum(any(q == r.quality[r.steps] for r in table.rows(a)) for a, q in qualities)
+    return {"candidates": len(qualities), "equal_to_a_table_row": same}
 
 
 def percentile(value: float, sims: list[float]) -> float:
@@ -92,9 +99,8 @@ def main() -> None:
             root = Path(args.runs) / f"{label}_s{seed}"
             cfg = live_config(protocol, name, options, seed, args.candidates * k, args.workdir, args.workers)
             camp = Campaign.open(root) if (root / "campaign.json").is_file() else Campaign.create(root, cfg)
-            t0 = time.time()
-            stop = Search(camp).run()
-            wall = time.time() - t0
+            stop = Search(camp).run()  # a finished campaign stops at once
+            wall = camp.budget_spent()["wall_s"]  # its own runs, so a rerun reports the same
             front = camp.front()
             archs = {p.arch for p in front.evaluated}
             missing = sorted(a for a in archs if a not in table)
@@ -105,7 +111,8 @@ def main() -> None:
                    **score_archs(table, budgets, archs, ref, box, true_front),
                    "recorded_best": max(front.evaluated, key=lambda p: p.quality).arch,
                    "recorded_front": sorted(p.arch for p in front.points),
-                   "table_best_of_evaluated": max(archs, key=table.quality)}
+                   "table_best_of_evaluated": max(archs, key=table.quality),
+                   **row_matches(camp, table)}
             if sims is not None:
                 runs = [r for r in sims["runs"] if r["strategy"] == label]
                 if runs:
@@ -131,16 +138,21 @@ def markdown(result: dict, sims: dict | None) -> str:
              "table (seed-mean quality at K from the backbone), never by the qualities it recorded with its own "
              "training history. Percentile: where the live score falls among the same strategy's simulated runs "
              "on the table" + (f" ({sims['args']['seeds']} seeds, tabular_compare.py)." if sims else "."), "",
-             "| strategy | seed | evaluated | normalised HV (table) | HV percentile among simulated | "
-             "share of true Pareto set | best feasible quality (table) | its recorded best | table's best of "
-             "what it evaluated | training steps | wall s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Equal to a table row: candidates whose recorded quality is exactly that of one of the table's seed "
+             "rows for their architecture (a candidate trained from the backbone under a table seed).", "",
+             "| strategy | seed | evaluated | equal to a table row | normalised HV (table) | "
+             "HV percentile among simulated | share of true Pareto set | best feasible quality (table) | "
+             "its recorded best | table's best of what it evaluated | training steps | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["campaigns"]:
         pct = r.get("hypervolume_normalised_percentile_among_simulated")
         best = r["best_feasible_quality"]
-        lines.append(f"| {r['strategy']} | {r['seed']} | {r['evaluated']} | {r['hypervolume_normalised']:.3f} | "
+        lines.append(f"| {r['strategy']} | {r['seed']} | {r['evaluated']} | "
+                     f"{r['equal_to_a_table_row']} of {r['candidates']} | {r['hypervolume_normalised']:.3f} | "
                      f"{'–' if pct is None else f'{100 * pct:.0f} %'} | {r['pareto_share']:.2f} | "
                      f"{'–' if best is None else f'{best:.5f}'} | {r['recorded_best'] or 'empty'} | "
-                     f"{r['table_best_of_evaluated'] or 'empty'} | {r['budget'].get('training_steps')} | {r['wall_s']:.0f} |")
+                     f"{r['table_best_of_evaluated'] or 'empty'} | {r['budget'].get('training_steps')} | "
+                     f"{r['wall_s']:.0f} |")
     if sims:
         lines += ["", "Simulated on the same table (tabular_compare.py), median [p25, p75] normalised HV: "
                   + "; ".join(f"{label} {sm['hypervolume_normalised']['median']:.3f} "
