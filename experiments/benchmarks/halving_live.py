@@ -82,7 +82,8 @@ def main() -> None:
             action, steps, eligible, _ = snapgen_step(table, space, budgets, Architecture.parse(parent), args.seed, k,
                                                       opts)
             row[label]["table_action"], row[label]["table_steps"] = action, steps
-            row["eligible"] = eligible
+            if opts is None:
+                row["eligible"] = eligible  # the actions full evaluation could pick
         row["same_action"] = row["full"]["action"] == row["halving"]["action"]
         result["steps"].append(row)
         print(f"{parent or 'empty'}: full {row['full']['action']} ({row['full']['steps']} steps), halving "
