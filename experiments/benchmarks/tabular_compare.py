@@ -144,32 +144,54 @@ def seed_mean(table: TabularBenchmark) -> TabularBenchmark:
     return TabularBenchmark(rows, table.name + " (seed mean)")
 
 
-def full_reproducibility(table, space, budgets, steps: int) -> dict:
+class EvolutionSteps:
+    """One evolution step of ``snapgen`` on the table (``nas.tabular.snapgen_step``) from an
+    architecture, with full evaluation (``options`` None) or a halving schedule, memoised:
+    snapgen is deterministic but for the table row its step's data seed selects (seed mod
+    rows), so each (architecture, row, schedule) is computed once."""
+
+    def __init__(self, table: TabularBenchmark, space, budgets: Budgets, steps: int):
+        self.table, self.space, self.budgets, self.steps = table, space, budgets, steps
+        self.archs = [Architecture.parse(a) for a in table.by_arch if not budgets.violations(*table.cost(a))]
+        self.rows = min(len(table.rows(a)) for a in self.archs)
+        self.memo: dict = {}
+
+    def row(self, arch, seed: int) -> int | None:
+        """The table row the step from ``arch`` under ``seed`` reads (None: nothing to propose)."""
+        first = create_strategy("snapgen", {"start": str(arch)}, seed, self.steps).propose(
+            SearchState(self.space, self.table.predict, self.budgets))
+        return first[0].seed % self.rows if first else None
+
+    def __call__(self, arch, seed: int, options: dict | None = None):
+        key = (str(arch), self.row(arch, seed), json.dumps(options, sort_keys=True))
+        if key not in self.memo:
+            self.memo[key] = snapgen_step(self.table, self.space, self.budgets, arch, seed, self.steps, options)
+        return self.memo[key]
+
+
+def full_reproducibility(evo: EvolutionSteps) -> dict:
     """How often full evaluation agrees with itself: one evolution step from every feasible
-    architecture on seed row 0 and on seed row 1 (same action?), and each row's action against
-    the one chosen on the seed-mean table (which contains that row, so it flatters). The
-    ceiling any cheaper scheme's agreement with one row's full evaluation is measured under."""
-    mean = seed_mean(table)
-    archs = [Architecture.parse(a) for a in table.by_arch if not budgets.violations(*table.cost(a))]
-    rows = min(len(table.rows(a)) for a in archs)
+    architecture on each seed row (same action on all of them?), and each row's action
+    against the one chosen on the seed-mean table (which contains that row, so it flatters).
+    The ceiling any cheaper scheme's agreement with one row's full evaluation is measured under."""
+    mean = seed_mean(evo.table)
     by_row, best = {}, {}
-    for arch in archs:
-        best[str(arch)] = snapgen_step(mean, space, budgets, arch, 0, steps, None)[0]
-        for seed in range(8):  # the strategy's seeds map onto the rows; find one seed per row
-            first = create_strategy("snapgen", {"start": str(arch)}, seed, steps).propose(
-                SearchState(space, table.predict, budgets))
-            row = first[0].seed % rows if first else None
+    for arch in evo.archs:
+        best[str(arch)] = snapgen_step(mean, evo.space, evo.budgets, arch, 0, evo.steps, None)[0]
+        for seed in range(4 * evo.rows):  # the strategy's seeds map onto the rows; find one seed per row
+            row = evo.row(arch, seed)
             if row is not None and (str(arch), row) not in by_row:
-                by_row[(str(arch), row)] = snapgen_step(table, space, budgets, arch, seed, steps, None)[0]
-    both = [str(a) for a in archs if all((str(a), r) in by_row for r in range(2))]
-    one = [(a, r) for (a, r) in by_row]
-    return {"architectures": len(archs), "with_both_rows": len(both),
-            "rows_agree": sum(by_row[(a, 0)] == by_row[(a, 1)] for a in both) / len(both) if both else None,
-            "row_agrees_with_seed_mean": sum(by_row[k] == best[k[0]] for k in one) / len(one) if one else None,
+                by_row[(str(arch), row)] = evo(arch, seed)[0]
+    every = [str(a) for a in evo.archs if all((str(a), r) in by_row for r in range(evo.rows))]
+    return {"architectures": len(evo.archs), "with_both_rows": len(every),
+            "rows_agree": (sum(len({by_row[(a, r)] for r in range(evo.rows)}) == 1 for a in every) / len(every)
+                           if every else None),
+            "row_agrees_with_seed_mean": (sum(by_row[k] == best[k[0]] for k in by_row) / len(by_row)
+                                          if by_row else None),
             "seed_mean_action": best}
 
 
-def halving_agreement(table, space, budgets, steps: int, seeds: int, label: str, noise: dict[int, float],
+def halving_agreement(evo: EvolutionSteps, seeds: int, label: str, noise: dict[int, float],
                       best: dict[str, str | None] | None = None) -> dict:
     """One evolution step from every feasible architecture, per seed: full evaluation vs halving."""
     opts = dict(HALVING[label])
@@ -177,26 +199,13 @@ def halving_agreement(table, space, budgets, steps: int, seeds: int, label: str,
     first = min(noise)
     if z is not None:
         opts["halving_margin"] = z * noise[first]
-    archs = [Architecture.parse(a) for a in table.by_arch if not budgets.violations(*table.cost(a))]
-    rows = min(len(table.rows(a)) for a in archs)
-    memo = {}  # snapgen is deterministic but for the table row its step's data seed selects
-    # (seed mod rows): one step per (architecture, row), computed once
-
-    def step(arch, seed, options):
-        first = create_strategy("snapgen", {"start": str(arch)}, seed, steps).propose(
-            SearchState(space, table.predict, budgets))
-        key = (str(arch), first[0].seed % rows if first else None, options is None)
-        if key not in memo:
-            memo[key] = snapgen_step(table, space, budgets, arch, seed, steps, options)
-        return memo[key]
-
     per_seed, early, same_mean = [], 0, 0
     same = total = informative = same_informative = steps_full = steps_halving = 0
     for seed in range(seeds):
         s_same = s_full = s_half = 0
-        for arch in archs:
-            full, spent_full, n_eligible, _ = step(arch, seed, None)
-            half, spent_half, _, rung = step(arch, seed, opts)
+        for arch in evo.archs:
+            full, spent_full, n_eligible, _ = evo(arch, seed)
+            half, spent_half, _, rung = evo(arch, seed, opts)
             total += 1
             same += full == half
             same_mean += best is not None and half == best[str(arch)]
@@ -209,7 +218,7 @@ def halving_agreement(table, space, budgets, steps: int, seeds: int, label: str,
                 same_informative += full == half
         steps_full += s_full
         steps_halving += s_half
-        per_seed.append({"seed": seed, "same_action": s_same / len(archs), "steps_ratio": s_half / s_full})
+        per_seed.append({"seed": seed, "same_action": s_same / len(evo.archs), "steps_ratio": s_half / s_full})
     return {"schedule": label, "options": opts, "margin_z": z, "evolution_steps": total,
             "same_action": same / total if total else None,
             "same_action_as_seed_mean": same_mean / total if total and best is not None else None,
@@ -292,12 +301,13 @@ def main() -> None:
               f"({time.perf_counter() - t0:.0f} s for {len(rows)} seeds)", flush=True)
         write(args.name, result)
     result["halving"] = []
-    repro = full_reproducibility(table, space, budgets, k)
+    evo = EvolutionSteps(table, space, budgets, k)
+    repro = full_reproducibility(evo)
     result["full_evaluation_reproducibility"] = repro
     print(f"full evaluation: seed rows agree {repro['rows_agree']}, a row agrees with the seed mean "
           f"{repro['row_agrees_with_seed_mean']}", flush=True)
     for label in (args.halving.split(";") if args.halving else HALVING):
-        h = halving_agreement(table, space, budgets, k, args.seeds, label, noise, repro["seed_mean_action"])
+        h = halving_agreement(evo, args.seeds, label, noise, repro["seed_mean_action"])
         result["halving"].append(h)
         print(f"halving {h['schedule']}: same action {h['same_action']:.3f} "
               f"(as the seed mean's {h['same_action_as_seed_mean']:.3f}) "
