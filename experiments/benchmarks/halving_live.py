@@ -17,7 +17,6 @@ Campaigns already in ``--runs`` are reused. Writes results/NAME.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,25 +24,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import RESULTS, machine, write
+from live_vs_table import live_config, run_campaign
 from tabular_compare import setup
 
-from nas.campaign import Campaign
-from nas.config import Experiment
 from nas.tabular import snapgen_step
 from search_spaces.architecture import Architecture
 
 ROOT = Path(__file__).resolve().parents[2]
 PARENTS = "empty;down0:conv1d:1;up1:conv1d:1;mid:cross_attn1d:1;down0:conv1d:1,mid:cross_attn1d:1"
-
-
-def step_config(protocol: dict, parent: str, halving: dict | None, seed: int, workdir: str, workers: int) -> dict:
-    cfg = json.loads(json.dumps(protocol["experiment"]))
-    cfg["seed"] = seed
-    options = {"start": parent, "halving": halving is not None, **(halving or {})}
-    rungs = len((halving or {}).get("halving_rungs", (0.25, 0.5, 1.0))) if halving is not None else 1
-    cfg["search"] = {**cfg["search"], "strategy": "snapgen", "options": options, "max_train_steps": None,
-                     "max_rounds": rungs, "workers": workers, "workdir": workdir, "out": None, "storage": None}
-    return Experiment.from_dict(cfg).to_dict()
 
 
 def main() -> None:
@@ -58,8 +46,6 @@ def main() -> None:
     ap.add_argument("--name", default="halving_live")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from nas.engine import Search
-
     table, protocol, space, budgets = setup(Path(args.table))
     k = table.steps
     halving = {"halving_eta": args.eta}
@@ -71,9 +57,11 @@ def main() -> None:
         row = {"parent": parent}
         for label, opts in (("full", None), ("halving", halving)):
             root = Path(args.runs) / f"{label}_{parent.replace(':', '-').replace(',', '+') or 'empty'}_s{args.seed}"
-            cfg = step_config(protocol, parent or "empty", opts, args.seed, args.workdir, args.workers)
-            camp = Campaign.open(root) if (root / "campaign.json").is_file() else Campaign.create(root, cfg)
-            Search(camp).run()
+            options = {"start": parent or "empty", "halving": opts is not None, **(opts or {})}
+            rounds = len((opts or {}).get("halving_rungs", (0.25, 0.5, 1.0))) if opts is not None else 1
+            camp, _ = run_campaign(root, live_config(protocol, args.seed, args.workdir, args.workers,
+                                                     strategy="snapgen", options=options, max_train_steps=None,
+                                                     max_rounds=rounds))  # one evolution step: a rung a round
             decisions = (camp.load_state() or {}).get("strategy", {}).get("decisions", [])
             spent = camp.budget_spent()
             row[label] = {"action": decisions[0].get("action") if decisions else None,

@@ -40,13 +40,22 @@ from nas.config import Experiment
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def live_config(protocol: dict, strategy: str, options: dict, seed: int, steps: int, workdir: str,
-                workers: int) -> dict:
+def live_config(protocol: dict, seed: int, workdir: str, workers: int, **search) -> dict:
+    """The table's experiment as a live campaign: this seed, these workers and data cache,
+    its own storage, and the ``search`` keys given (strategy, options, budgets)."""
     cfg = json.loads(json.dumps(protocol["experiment"]))
     cfg["seed"] = seed
-    cfg["search"] = {**cfg["search"], "strategy": strategy, "options": options, "max_train_steps": steps,
-                     "workers": workers, "workdir": workdir, "out": None, "storage": None}
+    cfg["search"] = {**cfg["search"], "workers": workers, "workdir": workdir, "out": None, "storage": None, **search}
     return Experiment.from_dict(cfg).to_dict()
+
+
+def run_campaign(root: Path, config: dict) -> tuple[Campaign, str]:
+    """Run the campaign in ``root`` (created from ``config``, or resumed: a finished one stops
+    at once); the campaign and why it stopped."""
+    from nas.engine import Search
+
+    camp = Campaign.open(root) if (root / "campaign.json").is_file() else Campaign.create(root, config)
+    return camp, Search(camp).run()
 
 
 def row_matches(camp: Campaign, table) -> dict:
@@ -78,8 +87,6 @@ def main() -> None:
     ap.add_argument("--name", default="live_vs_table")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from nas.engine import Search
-
     table, protocol, space, budgets = setup(Path(args.table))
     ref, box, _, true_front = reference(table, budgets)
     sims = json.loads(Path(args.compare).read_text()) if args.compare and Path(args.compare).is_file() else None
@@ -97,9 +104,8 @@ def main() -> None:
         name, options = chosen[label]
         for seed in [int(s) for s in args.seeds.split(",")]:
             root = Path(args.runs) / f"{label}_s{seed}"
-            cfg = live_config(protocol, name, options, seed, args.candidates * k, args.workdir, args.workers)
-            camp = Campaign.open(root) if (root / "campaign.json").is_file() else Campaign.create(root, cfg)
-            stop = Search(camp).run()  # a finished campaign stops at once
+            camp, stop = run_campaign(root, live_config(protocol, seed, args.workdir, args.workers, strategy=name,
+                                                        options=options, max_train_steps=args.candidates * k))
             wall = camp.budget_spent()["wall_s"]  # its own runs, so a rerun reports the same
             front = camp.front()
             archs = {p.arch for p in front.evaluated}
