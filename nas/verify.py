@@ -402,9 +402,7 @@ def run_verify(directory: str | Path, steps: int | None = None, evaluator: str |
     exp = campaign.experiment()
     proto = protocol(exp, steps, evaluator)
     v = exp.verify
-    seeds = v.seeds if seeds is None else seeds
-    seeded(proto, seeds)  # a bad --seeds fails before anything is chosen or trained
     choices = choose(front, v.top if top is None else top, v.contrast if contrast is None else contrast,
                      v.min_architectures)
     return verify(campaign, proto, choices, ray_address or exp.search.ray_address, pool, on_result, pretrain_progress,
-                  seeds)
+                  v.seeds if seeds is None else seeds)
