@@ -43,6 +43,18 @@ def atomic_torch(path: str | Path, obj: Any) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 
+def read_parquet(path: str | Path):
+    """The Parquet file at ``path`` as one ``pyarrow.Table``, read from a single open of one
+    file. ``pq.read_table(path)`` sizes the file and then reads it in separate calls, so a
+    concurrent ``atomic_write`` renaming a new version in between yields a torn read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with open(path, "rb") as f:
+        data = f.read()
+    return pq.read_table(pa.BufferReader(data))
+
+
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

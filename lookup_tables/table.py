@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import one_line
-from core.io import atomic_write
+from core.io import atomic_write, read_parquet
 from lookup_tables.errors import DeviceMismatchError, LutError, TableFileError
 from lookup_tables.grid import parse_backbone_key
 from lookup_tables.profilers.base import Measurement, identity, now_iso
@@ -199,7 +199,7 @@ class LookupTable:
         if not path.is_file():
             raise TableFileError(f"{path}: no such lookup table")
         try:
-            table = pq.read_table(path)
+            table = read_parquet(path)
         except (pa.ArrowException, OSError) as exc:
             raise TableFileError(f"{path}: not a readable Parquet table ({one_line(exc)})") from None
         raw = (table.schema.metadata or {}).get(_META_KEY)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import HwnasError
+from core.io import read_parquet
 from evaluators.runner import CandidateResult, CandidateRunner
 from evaluators.training import temporal_state, train_temporal
 from nas.pareto import Point, pareto_front
@@ -130,10 +131,8 @@ class TabularBenchmark:
 
     @classmethod
     def load(cls, path: str | Path) -> TabularBenchmark:
-        import pandas as pd
-
         path = Path(path)
-        df = pd.read_parquet(path)
+        df = read_parquet(path).to_pandas()
         rows = []
         for rec in df.to_dict("records"):
             if rec["status"] != "ok":

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -40,6 +41,32 @@ def test_rebuild_skips_measured_rows_and_fills_missing_ones(tiny_table_path, tmp
     rebuilt = build_table(tiny_space, FAST, path, progress=False)
     assert dropped in rebuilt and len(rebuilt) == len(kept) + 1
     assert {k: rebuilt.row(k)["measured_at"] for k in kept} == kept
+
+
+def test_loading_while_saves_replace_the_file_never_reads_a_torn_table(tiny_table_path, tmp_path):
+    """A build saves after every row while others (a second ``lut build``, ``lut show``) load
+    the same file: each load must see one whole version, old or new, never a mix."""
+    table = LookupTable.load(tiny_table_path)
+    path = tmp_path / "t.parquet"
+    LookupTable(table.rows.iloc[:1].reset_index(drop=True), table.meta).save(path)
+    saves, done = [0], threading.Event()
+
+    def save_growing_versions():
+        while not done.is_set():
+            n = 1 + saves[0] % len(table)  # each version differs in size from the last
+            LookupTable(table.rows.iloc[:n].reset_index(drop=True), table.meta).save(path)
+            saves[0] += 1
+
+    writer = threading.Thread(target=save_growing_versions)
+    writer.start()
+    seen = set()
+    try:
+        while saves[0] < 300:
+            seen.add(len(LookupTable.load(path)))
+    finally:
+        done.set()
+        writer.join()
+    assert len(seen) > 1, "no save landed between the loads"
 
 
 def test_a_killed_build_leaves_a_readable_table_and_resumes(tmp_path):
