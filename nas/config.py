@@ -58,7 +58,7 @@ class SearchConfig(PluginSection):
     storage: str | None = None
     out: str | None = None  # campaign directory (default runs/NAME)
     workdir: str | None = None  # the runners' data and pre-trained backbone cache (default CAMPAIGN/work)
-    gpu_hours_per_candidate: float | None = None  # for --dry-run's cost (default: the paper's 8)
+    gpu_hours_per_candidate: float | None = None  # --dry-run's cost (default: the paper's 8 on cuda)
     reference_point: ReferencePoint = field(default_factory=ReferencePoint)
 
     def __post_init__(self):

@@ -3,9 +3,10 @@ training anything. The space is built on the meta device and priced with the ana
 backend; the coarse search prunes it; the strategy simulates itself on the predicted costs alone
 (``Strategy.simulate``: every added layer helps, the longest path an additive search can
 take) to count the rounds, candidates and training steps. Budgets no architecture can
-meet are reported as ``problem``. GPU-hours use the paper's 8 A100 GPU-hours per action
-evaluation (K steps) unless ``search.gpu_hours_per_candidate`` says otherwise; training
-of the current model between rounds costs the same per step.
+meet are reported as ``problem``. GPU-hours use ``search.gpu_hours_per_candidate`` where set,
+else, for training on a GPU (``train.device: cuda``), the paper's 8 A100 GPU-hours per action
+evaluation (K steps); training of the current model between rounds costs the same per step.
+Training on a CPU with no stated figure has no GPU-hours (the paper's would mislead).
 """
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def dry_run(exp: Experiment) -> dict:
     candidates = sum(per_round)
     between = sum(c.steps for batch in rounds for c in batch if c.role == "train")
     steps = sum(c.steps for batch in rounds for c in batch)
-    per_candidate = s.gpu_hours_per_candidate or PAPER_GPU_HOURS_PER_CANDIDATE
+    per_candidate = s.gpu_hours_per_candidate or (
+        PAPER_GPU_HOURS_PER_CANDIDATE if exp.train.device.startswith("cuda") else None)
     empty, full = predict(space.empty), predict(space.full)
     return {
         "problem": problem, "name": exp.name, "strategy": s.strategy, "backend": f"analytic ({lut.device})",
@@ -65,6 +67,6 @@ def dry_run(exp: Experiment) -> dict:
         "full": {"arch": str(space.full), "latency_ms": full.latency_ms, "memory_mib": full.memory_bytes / MIB},
         "rounds": len(per_round) or None, "candidates_per_round": per_round, "candidates": candidates,
         "steps_per_candidate": exp.candidate_steps, "train_steps_between_rounds": between, "training_steps": steps,
-        "gpu_hours_per_candidate": per_candidate, "gpu_hours": steps / exp.candidate_steps * per_candidate,
+        "gpu_hours_per_candidate": per_candidate, "gpu_hours": None if per_candidate is None else steps / exp.candidate_steps * per_candidate,
         "workers": s.workers,
     }

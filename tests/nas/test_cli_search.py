@@ -139,3 +139,15 @@ def test_dry_run_prices_prunes_and_plans_the_paper_setting():
     assert plan["training_steps"] == plan["candidates"] * 20000 + plan["train_steps_between_rounds"]
     assert plan["gpu_hours"] == pytest.approx(plan["training_steps"] / 20000 * 8.0)
     assert plan["candidates_per_round"] == sorted(plan["candidates_per_round"], reverse=True)
+
+
+def test_dry_run_of_cpu_training_states_no_paper_gpu_hours(tmp_path):
+    """The paper's 8 GPU-hours per candidate price 20K steps on 8 A100s, not K steps on a CPU:
+    the README's main job (train.device cpu) gets no GPU-hours unless its config states them."""
+    plan = json.loads(hwnas("search", "run", "experiments/tiny.yaml", "--dry-run", "--json").stdout)
+    assert plan["candidates"] > 0 and plan["gpu_hours"] is None and plan["gpu_hours_per_candidate"] is None
+    cfg = yaml.safe_load(open("experiments/tiny.yaml"))
+    cfg["search"]["gpu_hours_per_candidate"] = 0.01
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(cfg))
+    stated = json.loads(hwnas("search", "run", tmp_path / "t.yaml", "--dry-run", "--json").stdout)
+    assert stated["gpu_hours"] == pytest.approx(stated["training_steps"] / stated["steps_per_candidate"] * 0.01)
