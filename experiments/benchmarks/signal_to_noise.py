@@ -9,7 +9,7 @@ search computes it). Signal: |mean ΔQuality| of each action. Reports the ratios
 
     .venv/bin/python experiments/benchmarks/signal_to_noise.py [--seeds 3] [--steps K]
         [--parent ARCH --parent-steps N] [--evaluator E] [--val-clips N] [--t-values ...]
-        [--lr LR] [--frame-embedding] [--tag TAG]
+        [--lr LR] [--frame-embedding] [--actions TEXT ...] [--tag TAG]
 
 The parent (default mid:conv1d:1, as in results/signal_to_noise.md; one layer of every
 family gives every family a remove action, but then every add is a second layer at an
@@ -109,6 +109,7 @@ def main() -> None:
     ap.add_argument("--attn-lr-scale", type=float, help="train.lr_scale of the attention ops (default: the config's)")
     ap.add_argument("--tag", help="results file suffix")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--actions", nargs="+", help="only the actions whose text contains one of these (e.g. cross_attn1d)")
     ap.add_argument("--steps", type=int, help="K (default: train.steps)")
     ap.add_argument("--evaluator", help="evaluator name (default: the config's)")
     ap.add_argument("--workdir", default=str(ROOT / ".cache" / "hwnas" / "tiny"))
@@ -137,6 +138,8 @@ def main() -> None:
     noise_same = statistics.stdev(base_q)
     rows, children = [], []
     for action in runner.space.actions(parent_arch):
+        if args.actions and not any(a in str(action) for a in args.actions):
+            continue
         child_arch = parent_arch.apply(action)
         results = [runner.run(child_arch, parent.state, k, s) for s in seeds]
         children.append((str(action), results))
