@@ -140,7 +140,8 @@ def main() -> None:
     for p in sorted(points, key=lambda p: -p["verified"]):
         lines.append(f"| {p['arch']} | {p['verified']:.4f} | " +
                      " | ".join(f"{p['scores'][k]['quality']:.5f}" for k in horizons) + f" | {p['seconds']:.0f} |")
-    lines += ["", "Every numeric breakdown key as the quality (Spearman with the verified quality; losses negated):", "",
+    lines += ["", "Every numeric breakdown key as the quality (Spearman with the verified quality; losses negated):",
+              "",
               "| key | " + " | ".join(str(k) for k in horizons) + " |", "|---|" + "---|" * len(horizons)]
     for key in fidelity[horizons[-1]]:
         lines.append(f"| {key} | " + " | ".join(f"{fidelity[k][key]['spearman']:.3f}" if key in fidelity[k] else "–"

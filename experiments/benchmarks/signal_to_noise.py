@@ -9,7 +9,7 @@ search computes it). Signal: |mean ΔQuality| of each action. Reports the ratios
 
     .venv/bin/python experiments/benchmarks/signal_to_noise.py [--seeds 3] [--steps K]
         [--parent ARCH --parent-steps N] [--evaluator E] [--val-clips N] [--t-values ...]
-        [--lr LR] [--frame-embedding] [--actions TEXT ...] [--tag TAG]
+        [--lr LR] [--frame-embedding] [--actions TEXT ...] [--init-seed S] [--tag TAG]
 
 The parent (default mid:conv1d:1, as in results/signal_to_noise.md; one layer of every
 family gives every family a remove action, but then every add is a second layer at an
@@ -109,7 +109,10 @@ def main() -> None:
     ap.add_argument("--attn-lr-scale", type=float, help="train.lr_scale of the attention ops (default: the config's)")
     ap.add_argument("--tag", help="results file suffix")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--actions", nargs="+", help="only the actions whose text contains one of these (e.g. cross_attn1d)")
+    ap.add_argument("--init-seed", type=int, help="every seed's new layers start from this seed's weights: "
+                    "the spread over seeds is then the training draws' alone")
+    ap.add_argument("--actions", nargs="+",
+                    help="only the actions whose text contains one of these (e.g. cross_attn1d)")
     ap.add_argument("--steps", type=int, help="K (default: train.steps)")
     ap.add_argument("--evaluator", help="evaluator name (default: the config's)")
     ap.add_argument("--workdir", default=str(ROOT / ".cache" / "hwnas" / "tiny"))
@@ -125,6 +128,9 @@ def main() -> None:
         exp.space, op_options=dataclasses.replace(exp.space.op_options, frame_embedding=True))
     k = args.steps or exp.train.steps
     runner = CandidateRunner(space, exp.data, train, evaluator, args.workdir, exp.seed)
+    if args.init_seed is not None:
+        build = runner.build
+        runner.build = lambda arch, parent_state, seed: build(arch, parent_state, args.init_seed)
     t0 = time.perf_counter()
     runner.prepare()
     prepare_s = time.perf_counter() - t0
@@ -201,8 +207,9 @@ def main() -> None:
               "|---|---|---|---|---|---|"]
     for key, info in per_key.items():
         fam = info["family_min_ratio"]
+        signs = " / ".join(info["family_sign"].get(f, "?") for f in FAMILIES)
         lines.append(f"| {key} | " + " | ".join(f"{fam.get(f, float('nan')):.1f}" for f in FAMILIES) +
-                     f" | {info['median_ratio']:.1f} | " + " / ".join(info["family_sign"].get(f, "?") for f in FAMILIES) + " |")
+                     f" | {info['median_ratio']:.1f} | {signs} |")
     (Path(path).parent / (Path(path).stem + ".md")).write_text("\n".join(lines) + "\n")
     print("\n".join(lines[-3:]))
     print("wrote", path)
