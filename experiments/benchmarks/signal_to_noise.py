@@ -9,7 +9,7 @@ search computes it). Signal: |mean ΔQuality| of each action. Reports the ratios
 
     .venv/bin/python experiments/benchmarks/signal_to_noise.py [--seeds 3] [--steps K]
         [--parent ARCH --parent-steps N] [--evaluator E] [--val-clips N] [--t-values ...]
-        [--lr LR] [--frame-embedding] [--actions TEXT ...] [--init-seed S] [--tag TAG]
+        [--lr LR] [--frame-embedding] [--actions TEXT ...] [--vary init|draws] [--tag TAG]
 
 The parent (default mid:conv1d:1, as in results/signal_to_noise.md; one layer of every
 family gives every family a remove action, but then every add is a second layer at an
@@ -76,6 +76,19 @@ def key_ratios(baseline: dict, rows: list[dict], children: list[tuple[str, list]
     return out
 
 
+def vary_only(runner, what: str) -> None:
+    """From now on ``runner.run(..., seed)`` uses ``seed`` only for ``what`` ("init": the new
+    layers' initial weights; "draws": batches, t and noise) and seed 0 for the other."""
+    run, build, given = runner.run, runner.build, {}
+
+    def run_one(arch, parent_state=None, steps=None, seed=0):
+        given["seed"] = seed
+        return run(arch, parent_state, steps, seed if what == "draws" else 0)
+
+    runner.run = run_one
+    runner.build = lambda arch, parent_state, seed: build(arch, parent_state, given["seed"] if what == "init" else 0)
+
+
 def evaluator_config(configured, args):
     """``--evaluator`` (default: the config's) with ``--val-clips``/``--t-values`` and, for
     caption_discrimination, ``--disc-quality``; ``weighted`` not configured: flow_loss and
@@ -109,8 +122,9 @@ def main() -> None:
     ap.add_argument("--attn-lr-scale", type=float, help="train.lr_scale of the attention ops (default: the config's)")
     ap.add_argument("--tag", help="results file suffix")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--init-seed", type=int, help="every seed's new layers start from this seed's weights: "
-                    "the spread over seeds is then the training draws' alone")
+    ap.add_argument("--vary", choices=["both", "init", "draws"], default="both",
+                    help="what the seed changes for the candidates after the parent: both (as the search), only the "
+                         "new layers' initial weights (draws of seed 0), or only the training draws (init of seed 0)")
     ap.add_argument("--actions", nargs="+",
                     help="only the actions whose text contains one of these (e.g. cross_attn1d)")
     ap.add_argument("--steps", type=int, help="K (default: train.steps)")
@@ -128,9 +142,6 @@ def main() -> None:
         exp.space, op_options=dataclasses.replace(exp.space.op_options, frame_embedding=True))
     k = args.steps or exp.train.steps
     runner = CandidateRunner(space, exp.data, train, evaluator, args.workdir, exp.seed)
-    if args.init_seed is not None:
-        build = runner.build
-        runner.build = lambda arch, parent_state, seed: build(arch, parent_state, args.init_seed)
     t0 = time.perf_counter()
     runner.prepare()
     prepare_s = time.perf_counter() - t0
@@ -139,6 +150,8 @@ def main() -> None:
     parent = runner.run(parent_arch, None, args.parent_steps or k, seed=100)
     assert parent.status == "ok", parent.reason
     seeds = list(range(args.seeds))
+    if args.vary != "both":
+        vary_only(runner, args.vary)
     baseline = {s: runner.run(parent_arch, parent.state, k, s) for s in seeds}
     base_q = [baseline[s].quality for s in seeds]
     noise_same = statistics.stdev(base_q)
