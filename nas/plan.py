@@ -67,6 +67,7 @@ def dry_run(exp: Experiment) -> dict:
         "full": {"arch": str(space.full), "latency_ms": full.latency_ms, "memory_mib": full.memory_bytes / MIB},
         "rounds": len(per_round) or None, "candidates_per_round": per_round, "candidates": candidates,
         "steps_per_candidate": exp.candidate_steps, "train_steps_between_rounds": between, "training_steps": steps,
-        "gpu_hours_per_candidate": per_candidate, "gpu_hours": None if per_candidate is None else steps / exp.candidate_steps * per_candidate,
+        "gpu_hours_per_candidate": per_candidate,
+        "gpu_hours": None if per_candidate is None else steps / exp.candidate_steps * per_candidate,
         "workers": s.workers,
     }

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from _machine import machine, write  # noqa: E402
 
 from nas.campaign import Campaign  # noqa: E402
+from nas.verify import rank_agreement  # noqa: E402
 
 
 def train_along(campaign: str, arch: str, horizons: list[int], seed: int) -> dict:
@@ -65,21 +66,17 @@ def train_along(campaign: str, arch: str, horizons: list[int], seed: int) -> dic
 
 
 def rank_fidelity(points: list[dict], horizons: list[int]) -> dict:
-    from scipy.stats import kendalltau, spearmanr
-
-    verified = [p["verified"] for p in points]
+    """Per horizon and numeric breakdown key: Spearman and Kendall with the verified quality
+    (``nas.verify.rank_agreement``; losses negated, lower is better); constant keys left out."""
+    archs, verified = [p["arch"] for p in points], [p["verified"] for p in points]
     out = {}
     for k in horizons:
-        keys = points[0]["scores"][k].keys()
         out[k] = {}
-        for key in keys:
-            xs = [p["scores"][k][key] for p in points]
-            if len(set(xs)) < 2:
-                continue
-            sign = -1.0 if "loss" in key else 1.0  # losses: lower is better
-            rho = spearmanr([sign * x for x in xs], verified).statistic
-            tau = kendalltau([sign * x for x in xs], verified).statistic
-            out[k][key] = {"spearman": float(rho), "kendall": float(tau)}
+        for key in points[0]["scores"][k]:
+            sign = -1.0 if "loss" in key else 1.0
+            agree = rank_agreement(archs, [sign * p["scores"][k][key] for p in points], verified)
+            if agree["spearman"] is not None:
+                out[k][key] = {"spearman": agree["spearman"], "kendall": agree["kendall"]}
     return out
 
 
@@ -105,12 +102,9 @@ def main() -> None:
         p["scores"], p["seconds"] = r["scores"], r["seconds"]
     horizons = sorted(args.horizons)
     fidelity = rank_fidelity(points, horizons)
-    from scipy.stats import kendalltau, spearmanr
-
-    recorded = {"spearman": float(spearmanr([p["search_quality"] for p in points],
-                                            [p["verified"] for p in points]).statistic),
-                "kendall": float(kendalltau([p["search_quality"] for p in points],
-                                            [p["verified"] for p in points]).statistic)}
+    agree = rank_agreement([p["arch"] for p in points], [p["search_quality"] for p in points],
+                           [p["verified"] for p in points])
+    recorded = {"spearman": agree["spearman"], "kendall": agree["kendall"]}
     result = {"tag": args.tag, "argv": sys.argv[1:], "machine": machine(), "verify_file": str(path),
               "campaign": verify["campaign"], "quality_key": verify["quality_key"], "protocol": verify["protocol"],
               "horizons": horizons, "seed": args.seed, "points": points, "rank_fidelity": fidelity,
