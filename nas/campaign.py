@@ -52,8 +52,11 @@ def _table_inputs(config: dict) -> tuple:
     return json.dumps(config.get("space"), sort_keys=True), json.dumps(config.get("lut"), sort_keys=True)
 
 
-# Sections that do not change what the search does: editing them keeps the campaign.
-NOT_SEARCH = ("verify",)
+# Sections that do not change what the brief-training search does: editing them keeps the
+# campaign (a rescore stage added to a finished campaign runs on resume).
+NOT_SEARCH = ("verify", "rescore")
+RESCORE = "rescore"  # the role of the final stage's trials (nas.rescore)
+STAGES = ("final", "search", "rescore")
 
 
 def config_hash(config: dict) -> str:
@@ -341,16 +344,28 @@ class Campaign:
             raise CampaignError(f"{path} is corrupt: {exc}") from None
 
     # reading the campaign ------------------------------------------------------------
-    def points(self) -> list[Point]:
-        """Every finished candidate as a point of the objective space."""
+    def rescored(self) -> bool:
+        """Whether the final stage (``rescore``) has stored every architecture it shortlisted."""
+        return bool((self.load_state() or {}).get("rescored"))
+
+    def points(self, stage: str = "final") -> list[Point]:
+        """Finished candidates as points of the objective space: ``search`` the brief-training
+        ones, ``rescore`` the final stage's, ``final`` the final stage's once it is complete,
+        else the search's."""
+        if stage not in STAGES:
+            raise ValueError(f"stage {stage!r}: allowed: {', '.join(STAGES)}")
+        if stage == "final":
+            stage = RESCORE if self.rescored() else "search"
         return [Point(t.user_attrs["arch"], t.values[0], t.values[1], t.values[2], t.user_attrs.get("breakdown"),
                       verified_scores(t.user_attrs))
-                for t in self.trials() if t.state == optuna.trial.TrialState.COMPLETE]
+                for t in self.trials() if t.state == optuna.trial.TrialState.COMPLETE
+                and (t.user_attrs.get("role") == RESCORE) == (stage == RESCORE)]
 
-    def front(self) -> Front:
-        """The Pareto front of every finished candidate, against the configured reference."""
+    def front(self, stage: str = "final") -> Front:
+        """The Pareto front of the ``stage``'s finished candidates (:meth:`points`), against the
+        configured reference."""
         exp, budgets = self.experiment(), self.budgets()
-        points = self.points()
+        points = self.points(stage)
         r = exp.search.reference_point
         ref = reference_point(points, budgets, r.quality, r.latency_ms, r.memory_bytes)
         return compute_front(points, ref, budgets)
@@ -367,17 +382,22 @@ class Campaign:
                 "trials": sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials),
                 "failed": sum(t.state == optuna.trial.TrialState.FAIL for t in trials),
                 "current": strategy.get("current"), "done": strategy.get("done", False),
+                "rescored": sum(t.user_attrs.get("role") == RESCORE for t in trials) if exp.rescore.enabled else None,
+                "stage": "rescore" if saved.get("rescored") else "search",
                 "stop_reason": stopped[-1]["reason"] if stopped else strategy.get("stop_reason") or None,
                 "budget": self.budget_spent()}
 
     def budget_spent(self) -> dict:
         """What the search has cost, comparable across strategies: training steps actually run
         (candidates reloaded from checkpoints after a resume not counted twice), the candidates'
-        own seconds (training + scoring, summed over workers), the wall time of every run and
-        resume, and GPU-hours when the candidates trained on a GPU."""
+        own seconds (training + scoring, summed over workers), the final stage's steps and
+        seconds apart (``rescore``: not part of the search's budget), the wall time of every run
+        and resume, and GPU-hours of both when the candidates trained on a GPU."""
         events = self.events()
         cands = [e for e in events if e["event"] == "candidate"]
+        final = [e for e in events if e["event"] == "rescored"]
         seconds = sum(e.get("seconds") or 0.0 for e in cands)
+        final_seconds = sum(e.get("seconds") or 0.0 for e in final)
         wall, start = 0.0, None
         for e in events:  # a run lasts from its started/resumed event to its last event
             if e["event"] in ("started", "resumed"):
@@ -389,5 +409,6 @@ class Campaign:
                     start = None
         device = str(self.experiment().train.device)
         return {"training_steps": sum(e.get("steps") or 0 for e in cands), "candidates_trained": len(cands),
-                "candidate_seconds": seconds, "wall_s": wall,
-                "gpu_hours": seconds / 3600 if device.startswith("cuda") else None}
+                "candidate_seconds": seconds, "rescore_steps": sum(e.get("steps") or 0 for e in final),
+                "rescore_seconds": final_seconds, "wall_s": wall,
+                "gpu_hours": (seconds + final_seconds) / 3600 if device.startswith("cuda") else None}

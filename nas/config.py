@@ -1,7 +1,7 @@
 """An experiment: the sections each package owns, composed and validated in one place.
 
 ``space`` and ``budgets`` belong to ``search_spaces``, ``lut`` to ``lookup_tables``,
-``data``/``train``/``evaluator`` to ``evaluators``, ``search`` and ``verify`` to ``nas``. Every error
+``data``/``train``/``evaluator`` to ``evaluators``, ``search``, ``rescore`` and ``verify`` to ``nas``. Every error
 names the dotted key and the allowed keys or values.
 """
 from __future__ import annotations
@@ -134,6 +134,50 @@ class VerifyConfig:
 
 
 @dataclass(frozen=True)
+class RescoreConfig:
+    """The ``rescore`` section: the search's final stage (``nas.rescore``), off unless ``steps`` is set.
+
+    A candidate's quality after K brief steps from the current model ranks what K steps
+    show; what tens of times more training shows can differ (the temporal cross-attention
+    layers learn the caption's motion only after several hundred steps:
+    ``experiments/benchmarks/results/proxy_horizon_tiny_main2.md``). When the strategy has
+    stopped, the front's ``top`` best by search quality and at least ``contrast`` dominated
+    architectures spread over the quality range (``min_architectures`` in all, as
+    ``pareto verify`` chooses) each train ``steps`` steps from the frozen backbone, every
+    one under the experiment's seed (the same batches, t and noise), with the search's own
+    training and evaluator. The campaign's final front is the front of those, by that
+    quality; the brief-training trials stay as they are (``pareto show --stage search``).
+    ``timeout_s`` bounds one architecture on a worker. Its steps are on top of
+    ``search.max_train_steps``; ``status`` and the dry run count them apart.
+    """
+
+    steps: int | None = None
+    top: int = 8
+    contrast: int = 3
+    min_architectures: int = 8
+    timeout_s: float = 7200.0
+
+    def __post_init__(self):
+        for name in ("steps", "top"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("contrast", "min_architectures"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
+        if self.timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+
+    @property
+    def enabled(self) -> bool:
+        return self.steps is not None
+
+    @property
+    def max_architectures(self) -> int:
+        """The most architectures the stage trains (the front's top, the contrast, the minimum)."""
+        return max(self.top + self.contrast, self.min_architectures)
+
+
+@dataclass(frozen=True)
 class Experiment:
     space: SpaceConfig
     name: str = "experiment"
@@ -145,6 +189,7 @@ class Experiment:
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
+    rescore: RescoreConfig = field(default_factory=RescoreConfig)
 
     def __post_init__(self):
         from core.errors import ConfigError

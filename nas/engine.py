@@ -172,6 +172,7 @@ class Search:
         self._pool = pool  # e.g. one shared by several campaigns (benchmarks); else built here
         self.observer = Observer()
         self.rounds = self.steps_used = 0
+        self.rescored = False  # the final stage (nas.rescore) stored every architecture it shortlisted
 
     # the pieces ----------------------------------------------------------------------
     def _emit(self, kind: str, **fields) -> None:
@@ -206,6 +207,7 @@ class Search:
         if saved:
             self.strategy.load_state_dict(saved["strategy"])
             self.rounds, self.steps_used = saved["rounds"], saved["steps_used"]
+            self.rescored = saved.get("rescored", False)
 
     @property
     def steps_left(self) -> int | None:
@@ -226,10 +228,25 @@ class Search:
         if self._pool is None:
             with self.pool:
                 reason = self._loop()
+                self._rescore()
         else:
             reason = self._loop()
+            self._rescore()
         self._emit("stopped", reason=reason, wall_s=time.time() - t0)
         return reason
+
+    def _rescore(self) -> None:
+        """The final stage (``rescore`` section, :mod:`nas.rescore`), once the strategy stopped."""
+        if not self.experiment.rescore.enabled or self.rescored:
+            return
+        from nas.rescore import run_stage
+
+        run_stage(self.campaign, self.experiment, self.space, self.pool, self.state.predict, self.budgets,
+                  self._emit, self.rounds)
+        self.rescored = bool(self.campaign.points("rescore"))  # none finished: the search's front stays
+        self._save()
+        if self.rescored:
+            self._emit("rescore_finished", archs=len(self.campaign.points("rescore")))
 
     def _loop(self) -> str:
         limit = self.experiment.search.max_rounds
@@ -267,7 +284,7 @@ class Search:
 
     def _save(self) -> None:
         self.campaign.save_state({"strategy": self.strategy.state_dict(), "rounds": self.rounds,
-                                  "steps_used": self.steps_used})
+                                  "steps_used": self.steps_used, "rescored": self.rescored})
 
     def run_round(self, batch: list[Candidate]) -> None:
         camp = self.campaign

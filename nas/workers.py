@@ -45,6 +45,8 @@ class Job:
     wall_s: float = 0.0  # dispatch to result, set by the pool
     task: str = "train"  # "train": runner.run; else a task of evaluators.supernet.TASKS
     options: dict | None = None  # the task's options
+    timeout_s: float | None = None  # this job's limit on a Ray worker (None: the pool's, search.timeout_s)
+    timeout_key: str = "search.timeout_s"  # the setting that limit comes from, for the failure's reason
 
 
 def failed(job: Job, reason: str) -> CandidateResult:
@@ -287,6 +289,9 @@ class RayPool(WorkerPool):
 
         return ray.get([a.pid.remote() for a in self.actors])
 
+    def _limit(self, job: Job) -> float:
+        return self.timeout_s if job.timeout_s is None else job.timeout_s
+
     def evaluate(self, jobs):
         import ray
         from ray.exceptions import RayError
@@ -306,7 +311,7 @@ class RayPool(WorkerPool):
                 ref = self.actors[slot].run.remote(job.arch, ref_state, job.steps, job.seed, job.task, job.options)
                 running[ref] = (job, slot, time.monotonic())
             now = time.monotonic()
-            next_deadline = min(t + self.timeout_s for _, _, t in running.values())
+            next_deadline = min(t + self._limit(job) for job, _, t in running.values())
             ready, _ = ray.wait(list(running), num_returns=1, timeout=max(0.0, next_deadline - now))
             for ref in ready:
                 job, slot, t0 = running.pop(ref)
@@ -321,10 +326,10 @@ class RayPool(WorkerPool):
                 yield job, result
             now = time.monotonic()
             for ref, (job, slot, t0) in list(running.items()):
-                if now - t0 >= self.timeout_s:
+                if now - t0 >= self._limit(job):
                     del running[ref]
                     ray.kill(self.actors[slot], no_restart=True)
                     self.actors[slot] = self._new_actor()
                     idle.append(slot)
                     job.wall_s = now - t0
-                    yield job, failed(job, f"timed out after {self.timeout_s:g} s (search.timeout_s)")
+                    yield job, failed(job, f"timed out after {self._limit(job):g} s ({job.timeout_key})")

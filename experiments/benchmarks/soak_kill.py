@@ -50,6 +50,7 @@ def config(tmp: Path) -> Path:
     cfg["evaluator"]["options"].update(val_clips=8)
     cfg["lut"] = {"backend": "analytic", "device": "cpu"}
     cfg["search"].update(max_train_steps=180)
+    cfg["rescore"] = {"steps": 20, "top": 2, "contrast": 1, "min_architectures": 3}  # kills land in it too
     path = tmp / "soak.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path

@@ -30,7 +30,7 @@ from _machine import machine, write  # noqa: E402
 
 from lookup_tables import build_table  # noqa: E402
 from nas.campaign import Campaign  # noqa: E402
-from nas.config import Experiment  # noqa: E402
+from nas.config import Experiment, RescoreConfig  # noqa: E402
 from nas.engine import RunnerSpec, Search  # noqa: E402
 from nas.pareto import compute_front  # noqa: E402
 from nas.workers import Job, RayPool  # noqa: E402
@@ -48,8 +48,9 @@ def experiment(args, strategy: str, options: dict, seed: int, lut: Path, workdir
     evaluator = base.evaluator.with_options(val_clips=args.val_clips)
     search = dataclasses.replace(base.search, strategy=strategy, options=options, steps=args.steps,
                                  max_train_steps=args.candidates * args.steps, workdir=str(workdir))
+    # the search's own front is compared: no final stage (rescore)
     return dataclasses.replace(base, seed=seed, train=train, evaluator=evaluator, search=search,
-                               lut=dataclasses.replace(base.lut, path=str(lut)))
+                               lut=dataclasses.replace(base.lut, path=str(lut)), rescore=RescoreConfig())
 
 
 def main() -> None:

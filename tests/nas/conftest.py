@@ -117,8 +117,9 @@ HWNAS = [sys.executable, "-m", "nas.cli"]
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
-def small_config(path: Path, tiny_config_path, workdir, lut=None, search=None, budgets=None) -> Path:
-    """Two slots, two operators, one layer each; three training steps per candidate."""
+def small_config(path: Path, tiny_config_path, workdir, lut=None, search=None, budgets=None, rescore=None) -> Path:
+    """Two slots, two operators, one layer each; three training steps per candidate; the
+    final stage only when ``rescore`` is given."""
     cfg = yaml.safe_load(open(tiny_config_path))
     cfg["space"].update(slots=["down0", "mid"], ops=["conv1d", "self_attn1d"], max_layers=1)
     cfg["data"] = {"videos": 48, "val_videos": 8}
@@ -128,6 +129,7 @@ def small_config(path: Path, tiny_config_path, workdir, lut=None, search=None, b
     cfg["budgets"] = budgets or {}
     cfg["search"] = {"strategy": "snapgen", "workers": 2, "workdir": str(workdir), "timeout_s": 300,
                      **(search or {})}
+    cfg["rescore"] = rescore or {}
     path.write_text(yaml.safe_dump(cfg))
     return path
 

@@ -136,8 +136,12 @@ def test_ray_pool_timeout_replaces_the_worker_and_records_the_reason(tmp_path, t
         assert first.status == "ok" and job.wall_s >= first.seconds > 0
         pool.timeout_s = 2.0
         (_, slow), = list(pool.evaluate([Job("b", Architecture.parse("mid:self_attn1d:1"), 100_000, 0)]))
-        assert slow.status == "failed" and "timed out after 2 s" in slow.reason
-        pool.timeout_s = 300
+        assert slow.status == "failed" and "timed out after 2 s (search.timeout_s)" in slow.reason
+        pool.timeout_s = 300  # a job's own limit (the final stage's) wins over the pool's
+        own = Job("b2", Architecture.parse("mid:self_attn1d:1"), 100_000, 0, timeout_s=2.0,
+                  timeout_key="rescore.timeout_s")
+        (_, slow), = list(pool.evaluate([own]))
+        assert slow.status == "failed" and "timed out after 2 s (rescore.timeout_s)" in slow.reason
         parent = first.state
         (_, again), = list(pool.evaluate([Job("c", Architecture.parse("mid:conv1d:1"), 2, 0, parent)]))
         assert again.status == "ok" and again.state

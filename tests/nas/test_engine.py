@@ -112,3 +112,95 @@ def test_an_unsure_estimate_is_measured_before_the_decision(tmp_path, tiny_confi
     assert own.row(dropped)["provenance"] == "measured-during-search"
     assert dropped not in LookupTable.load(tmp_path / "holey.parquet")  # the user's table is untouched
     Search(Campaign.open(camp.root), pool=FakePool()).run()  # a resume accepts the campaign's copy
+
+
+# the final stage (rescore) -------------------------------------------------------------------
+class LongerTrainingReorders(FakePool):
+    """The synthetic objective, turned upside down for runs of ``long`` steps or more: what
+    longer training shows is not what K steps show."""
+
+    long = 7
+
+    def evaluate(self, jobs):
+        for job, result in super().evaluate(jobs):
+            if job.steps >= self.long:
+                result = CandidateResult(result.arch, "ok", None, -result.quality, {"flow": -result.quality},
+                                         {}, 0.1, job.steps, 0.02)
+            yield job, result
+
+
+def rescoring(tmp_path, tiny_config_path, work, small_lut, name="c.yaml", rescore=None, max_train_steps=18):
+    return Experiment.load(small_config(tmp_path / name, tiny_config_path, work, lut=small_lut,
+                                        search={"strategy": "random", "max_train_steps": max_train_steps,
+                                                "workers": 0},
+                                        rescore={"steps": 7, "top": 2, "contrast": 1, "min_architectures": 3}
+                                        if rescore is None else rescore))
+
+
+def test_the_final_stage_retrains_the_shortlist_and_its_front_is_the_campaigns(tmp_path, tiny_config_path, work,
+                                                                               small_lut):
+    from nas.verify import choose
+
+    exp = rescoring(tmp_path, tiny_config_path, work, small_lut)
+    camp = Campaign.create(tmp_path / "camp", exp.to_dict())
+    pool, rec = LongerTrainingReorders(), Recorder()
+    Search(camp, exp, pool=pool).run(rec)
+    brief = [j for j in pool.jobs if j.steps == 3]
+    final = [j for j in pool.jobs if j.steps == 7]
+    assert len(brief) == 6 and pool.jobs[:6] == brief  # the stage runs after the search
+    shortlist = [c.arch for c in choose(camp.front("search"), top=2, contrast=1, minimum=3)]
+    assert len(shortlist) == 3 and sorted(str(j.arch) for j in final) == sorted(shortlist)
+    # from the frozen backbone, the experiment's seed, the stage's own time limit
+    assert all(j.parent_state is None and j.seed == exp.seed and j.timeout_s == exp.rescore.timeout_s
+               and j.timeout_key == "rescore.timeout_s" for j in final)
+    stored = {t.user_attrs["arch"]: t.values[0] for t in camp.trials() if t.user_attrs["role"] == "rescore"}
+    assert stored == {str(j.arch): -synthetic_quality(j.arch, j.seed) for j in final}
+    # the campaign's front is now the re-scored one; the search's is kept as it was
+    assert {p.arch for p in camp.front().evaluated} == set(shortlist)
+    assert max(p.quality for p in camp.front().points) == max(stored.values())
+    assert len(camp.front("search").evaluated) == 6
+    assert rec.events[-4:] == ["rescored", "rescored", "rescore_finished", "stopped"]
+    assert rec.events.count("rescore_started") == 1
+    status = camp.status()
+    assert status["stage"] == "rescore" and status["rescored"] == 3 and status["steps_used"] == 18
+    assert status["budget"]["rescore_steps"] == 21 and status["budget"]["training_steps"] == 18
+    # run again: nothing left to train
+    again = LongerTrainingReorders()
+    Search(Campaign.open(camp.root), pool=again).run()
+    assert again.jobs == []
+
+
+def test_a_kill_in_the_final_stage_resumes_with_what_is_left(tmp_path, tiny_config_path, work, small_lut):
+    exp = rescoring(tmp_path, tiny_config_path, work, small_lut)
+    camp = Campaign.create(tmp_path / "camp", exp.to_dict())
+    killed = LongerTrainingReorders(kill_after=7)  # the search's 6, then one re-scored architecture
+    with pytest.raises(Killed):
+        Search(camp, exp, pool=killed).run()
+    assert not camp.rescored() and len(camp.front().evaluated) == 6  # until complete: the search's front
+    pool = LongerTrainingReorders()
+    Search(Campaign.open(camp.root), pool=pool).run()
+    assert [j.steps for j in pool.jobs] == [7, 7] and str(killed.jobs[-1].arch) not in {str(j.arch) for j in pool.jobs}
+    whole = Campaign.create(tmp_path / "whole", exp.to_dict())
+    Search(whole, exp, pool=LongerTrainingReorders()).run()
+    assert [(p.arch, p.quality) for p in camp.front().points] == [(p.arch, p.quality) for p in whole.front().points]
+
+
+def test_a_final_stage_added_to_a_finished_campaign_runs_alone(tmp_path, tiny_config_path, work, small_lut):
+    without = rescoring(tmp_path, tiny_config_path, work, small_lut, "a.yaml", rescore={})
+    camp = Campaign.create(tmp_path / "camp", without.to_dict())
+    Search(camp, without, pool=LongerTrainingReorders()).run()
+    assert camp.status()["rescored"] is None and camp.status()["stage"] == "search"
+    with_stage = rescoring(tmp_path, tiny_config_path, work, small_lut, "b.yaml")
+    camp = Campaign.create(tmp_path / "camp", with_stage.to_dict())  # the same search: the same campaign
+    pool = LongerTrainingReorders()
+    Search(camp, pool=pool).run()
+    assert [j.steps for j in pool.jobs] == [7, 7, 7] and camp.rescored()
+
+
+def test_the_final_stage_is_typed(tmp_path, tiny_config_path, work, small_lut):
+    from core.errors import ConfigError
+
+    for bad, key in [({"steps": 0}, "rescore: steps"), ({"steps": 5, "contrast": -1}, "rescore: contrast"),
+                     ({"steps": 5, "topp": 2}, "rescore")]:
+        with pytest.raises(ConfigError, match=key):
+            rescoring(tmp_path, tiny_config_path, work, small_lut, rescore=bad)
