@@ -58,7 +58,9 @@ def pick(campaign: Campaign, spec: str) -> Picked:
         p = knee(list(front.points))
         return Picked(p.arch, p, "knee")
     space_arch = _canonical(campaign, spec)
-    seen = [p for p in front.evaluated if p.arch == space_arch]
+    # the final front's evaluation, else (an architecture the final stage did not re-score) the search's
+    seen = [p for p in front.evaluated if p.arch == space_arch] or \
+        [p for p in campaign.points("search") if p.arch == space_arch]
     if not seen:
         front_archs = ", ".join(p.arch for p in front.points[:5])
         raise PickError(f"--pick {spec}: the campaign never evaluated this architecture; pick one of its "

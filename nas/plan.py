@@ -7,6 +7,8 @@ meet are reported as ``problem``. GPU-hours use ``search.gpu_hours_per_candidate
 else, for training on a GPU (``train.device: cuda``), the paper's 8 A100 GPU-hours per action
 evaluation (K steps); training of the current model between rounds costs the same per step.
 Training on a CPU with no stated figure has no GPU-hours (the paper's would mislead).
+The final stage (``rescore``) is priced apart, at its most: the shortlist's largest size
+times its steps, at the same cost per step.
 """
 from __future__ import annotations
 
@@ -56,6 +58,8 @@ def dry_run(exp: Experiment) -> dict:
     steps = sum(c.steps for batch in rounds for c in batch)
     per_candidate = s.gpu_hours_per_candidate or (
         PAPER_GPU_HOURS_PER_CANDIDATE if exp.train.device.startswith("cuda") else None)
+    r = exp.rescore  # the final stage: at most this many architectures, trained r.steps each
+    rescore_steps = r.steps * r.max_architectures if r.enabled else 0
     empty, full = predict(space.empty), predict(space.full)
     return {
         "problem": problem, "name": exp.name, "strategy": s.strategy, "backend": f"analytic ({lut.device})",
@@ -69,5 +73,9 @@ def dry_run(exp: Experiment) -> dict:
         "steps_per_candidate": exp.candidate_steps, "train_steps_between_rounds": between, "training_steps": steps,
         "gpu_hours_per_candidate": per_candidate,
         "gpu_hours": None if per_candidate is None else steps / exp.candidate_steps * per_candidate,
+        "rescore_architectures_at_most": r.max_architectures if r.enabled else None,
+        "rescore_steps_at_most": rescore_steps or None,
+        "rescore_gpu_hours_at_most": None if per_candidate is None or not rescore_steps else
+        rescore_steps / exp.candidate_steps * per_candidate,
         "workers": s.workers,
     }

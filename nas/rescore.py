@@ -10,10 +10,11 @@ search front's best and a spread of dominated architectures (:func:`nas.verify.c
 ``pareto verify`` picks) ``rescore.steps`` steps each from the frozen backbone, all under the
 experiment's seed, on the campaign's own pool, and scores them with the search's evaluator.
 
-Storage: each finished architecture is one Optuna trial at once (role ``rescore``, id
-``rescore:ARCH``, values [quality, latency_ms, memory_bytes]; a failure is a FAIL trial with
-its reason), so a kill loses only the runs still training and a resume trains only the
-rest. Which architectures is decided from the brief-training trials alone, so it is the same
+Storage: each finished architecture is a checkpoint with its weights
+(``checkpoints/rescoreN.pt``, N its shortlist rank; ``hwnas train --pick`` starts from them),
+then at once one Optuna trial (role ``rescore``, values [quality, latency_ms, memory_bytes];
+a failure is a FAIL trial with its reason), so a kill loses only the runs still training
+and a resume trains only the rest. Which architectures is decided from the brief-training trials alone, so it is the same
 after a resume. When all are in, ``strategy.json`` records ``rescored``, and from then on the
 campaign's front (``Campaign.front()``, ``pareto show``, ``pareto verify``) is the front of the
 re-scored architectures; ``Campaign.front("search")`` is still the brief-training one.
@@ -37,8 +38,11 @@ def shortlist(campaign, config: RescoreConfig) -> list[Choice]:
 
 
 def candidates(experiment: Experiment, space, choices: list[Choice]) -> list[Candidate]:
+    """One per shortlisted architecture, ids by shortlist rank (the same after a resume); its
+    weights are kept, so ``hwnas train --pick`` continues from them."""
     r = experiment.rescore
-    return [Candidate(f"{ROLE}:{c.arch}", space.parse(c.arch), r.steps, experiment.seed, role=ROLE) for c in choices]
+    return [Candidate(f"{ROLE}{i}", space.parse(c.arch), r.steps, experiment.seed, role=ROLE, keep_weights=True)
+            for i, c in enumerate(choices)]
 
 
 def run_stage(campaign, experiment: Experiment, space, pool, predict, budgets,
@@ -49,6 +53,11 @@ def run_stage(campaign, experiment: Experiment, space, pool, predict, budgets,
 
     r = experiment.rescore
     todo = [c for c in candidates(experiment, space, shortlist(campaign, r)) if c.id not in campaign.stored_ids()]
+    for c in todo:  # finished before a kill, not yet a trial: from its checkpoint
+        result = campaign.load_result(c.id)
+        if result is not None:
+            campaign.record(space, Outcome(c, result, predict(c.arch)), {}, round_index, budgets)
+    todo = [c for c in todo if c.id not in campaign.stored_ids()]
     if not todo:
         return 0
     by_id = {c.id: c for c in todo}
@@ -56,6 +65,7 @@ def run_stage(campaign, experiment: Experiment, space, pool, predict, budgets,
     jobs = [Job(c.id, c.arch, c.steps, c.seed, timeout_s=r.timeout_s, timeout_key="rescore.timeout_s") for c in todo]
     for job, result in pool.evaluate(jobs):
         c = by_id[job.key]
+        campaign.save_result(c, result)
         campaign.record(space, Outcome(c, result, predict(c.arch)), {}, round_index, budgets)
         emit("rescored", id=c.id, arch=str(c.arch), status=result.status, quality=result.quality,
              reason=result.reason, steps=c.steps, seconds=result.seconds, wall_s=job.wall_s)

@@ -394,7 +394,9 @@ def run_verify(directory: str | Path, steps: int | None = None, evaluator: str |
                on_result: Callable[[dict], None] | None = None, pretrain_progress=None,
                seeds: int | None = None) -> dict:
     """``hwnas pareto verify`` as a library call: the campaign in ``directory``, its ``verify``
-    section with the given overrides."""
+    section with the given overrides. The search's quality is the campaign's final front's:
+    the re-scored one (``nas.rescore``) once that stage is complete, else the brief trials'
+    (``search_stage`` says which, and after how many training steps)."""
     campaign = Campaign.open(directory)
     front = campaign.front()
     if not front.evaluated:
@@ -404,5 +406,10 @@ def run_verify(directory: str | Path, steps: int | None = None, evaluator: str |
     v = exp.verify
     choices = choose(front, v.top if top is None else top, v.contrast if contrast is None else contrast,
                      v.min_architectures)
-    return verify(campaign, proto, choices, ray_address or exp.search.ray_address, pool, on_result, pretrain_progress,
-                  v.seeds if seeds is None else seeds)
+    out = verify(campaign, proto, choices, ray_address or exp.search.ray_address, pool, on_result, pretrain_progress,
+                 v.seeds if seeds is None else seeds)
+    # whose quality the search's is: the final stage's (rescore) once complete, else the brief trials'
+    rescored = campaign.rescored()
+    out["search_stage"] = {"stage": "rescore" if rescored else "search",
+                           "steps": exp.rescore.steps if rescored else exp.candidate_steps}
+    return out

@@ -12,6 +12,9 @@ def register(sub) -> None:
     pareto = sub.add_parser("pareto", help="Pareto front of a campaign").add_subparsers(dest="action", required=True)
     p = pareto.add_parser("show", help="the front: architecture, quality, latency, memory, feasibility")
     p.add_argument("dir", help="campaign directory")
+    p.add_argument("--stage", choices=["final", "search", "rescore"], default="final",
+                   help="whose front: final (the re-scored architectures once the rescore stage is complete, else "
+                        "the search's), search (the brief-training trials), rescore (the final stage's so far)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run_show)
     p = pareto.add_parser("plot", help="plot the front (.html: plotly, .png: matplotlib)")
@@ -45,12 +48,27 @@ def plot_campaign(campaign, front, out) -> Path:
 BREAKDOWN_ROWS = 3  # scores shown per front point; --json has them all
 
 
-def print_front(front) -> None:
+def resolved_stage(campaign, stage: str = "final") -> str:
+    """Whose front ``stage`` is: ``rescore`` (the final stage's trials) or ``search``."""
+    return "rescore" if stage == "rescore" or (stage == "final" and campaign.rescored()) else "search"
+
+
+def stage_note(campaign, stage: str = "final") -> str:
+    """Which trials a front is of, in words."""
+    rescore = campaign.experiment().rescore
+    if resolved_stage(campaign, stage) == "rescore":
+        return f"re-scored after {rescore.steps} training steps each (the final stage)"
+    k = campaign.experiment().candidate_steps
+    return f"brief training (K = {k} steps)" + (" (the final stage has not finished)"
+                                                if stage == "final" and rescore.enabled else "")
+
+
+def print_front(front, stage: str = "") -> None:
     from rich.console import Console
     from rich.table import Table
 
     data = front.to_dict()
-    table = Table(title=f"Pareto front of {len(front.evaluated)} evaluated candidates")
+    table = Table(title=f"Pareto front of {len(front.evaluated)} evaluated candidates" + (f", {stage}" if stage else ""))
     verified = sorted({ev for p in data["front"] for ev in p["verified"]})
     for col in ("architecture", "quality", "breakdown", "latency ms", "memory MiB", "feasible", "runs"):
         table.add_column(col, overflow="fold")
@@ -91,20 +109,24 @@ def _verified_cell(v: dict | None) -> str:
     return f"{v.get('quality_key')}={v['quality']:.4g}\n({str(v.get('protocol', ''))[:8]})"
 
 
-def _finished_front(directory):
-    """The campaign in ``directory`` and its front (at least one point)."""
+def _finished_front(directory, stage: str = "final"):
+    """The campaign in ``directory`` and its ``stage``'s front (at least one point)."""
     from nas.campaign import Campaign
 
     campaign = Campaign.open(directory)
-    front = campaign.front()
+    front = campaign.front(stage)
     if not front.evaluated:
-        raise CliError(f"{directory}: no candidate has finished yet")
+        raise CliError(f"{directory}: no candidate has finished yet" if stage != "rescore" else
+                       f"{directory}: no architecture of the final stage (rescore) has finished yet")
     return campaign, front
 
 
 def run_show(args) -> int:
-    _, front = _finished_front(args.dir)
-    emit_json(front.to_dict()) if args.json else print_front(front)
+    campaign, front = _finished_front(args.dir, args.stage)
+    if args.json:
+        emit_json({"stage": resolved_stage(campaign, args.stage), **front.to_dict()})
+    else:
+        print_front(front, stage_note(campaign, args.stage))
     return 0
 
 
@@ -123,8 +145,10 @@ def print_verify(out: dict) -> None:
     table = Table(title=f"{len(out['points'])} architectures long-trained under protocol {sha} "
                         f"({out['protocol']['steps']} steps, seed{'s' if len(seeds) > 1 else ''} "
                         f"{', '.join(map(str, seeds))}), scored by {out['evaluator']}")
-    for col in ("architecture", "front", "search quality", f"verified ({key})", f"{out['evaluator']} quality",
-                "status"):
+    stage = out.get("search_stage", {})
+    searched = f"search quality ({'re-scored, ' if stage.get('stage') == 'rescore' else ''}{stage.get('steps')} steps)" \
+        if stage else "search quality"
+    for col in ("architecture", "front", searched, f"verified ({key})", f"{out['evaluator']} quality", "status"):
         table.add_column(col, overflow="fold")
     for p in out["points"]:
         status = "cached" if p["cached"] else p["status"]

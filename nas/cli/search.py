@@ -12,7 +12,7 @@ import time
 
 from core.progress import Progress
 from nas.cli.common import PretrainProgress, emit_json, load_experiment
-from nas.cli.pareto import plot_campaign, print_front
+from nas.cli.pareto import plot_campaign, print_front, resolved_stage, stage_note
 from nas.engine import Observer
 
 
@@ -98,6 +98,15 @@ class ProgressObserver(Observer):
             self.steps.update(advance=fields["steps"])
             q = "failed: " + (fields["reason"] or "") if fields["status"] != "ok" else f"{fields['quality']:.5f}"
             self.shown.print(f"  {fields['id']:>10} {fields['arch']}: {q}")
+        elif kind == "rescore_started":
+            if self.round is not None:
+                self.round.finish()
+            self.round = self.shown.task(f"final stage: {len(fields['archs'])} architectures x {fields['steps']} steps",
+                                         total=len(fields["archs"]))
+        elif kind == "rescored":
+            self.round.update(advance=1)
+            q = "failed: " + (fields["reason"] or "") if fields["status"] != "ok" else f"{fields['quality']:.5f}"
+            self.shown.print(f"  rescored {fields['arch'] or 'empty'} ({fields['steps']} steps): {q}")
         elif kind == "round_finished":
             self.steps.update(completed=fields["steps_used"])  # what the campaign counts, after a resume too
             if fields.get("decision") and fields["decision"].get("action"):
@@ -116,10 +125,10 @@ def _search(campaign, ray_address, as_json: bool) -> int:
     plot = plot_campaign(campaign, front, campaign.root / "front.html")
     if as_json:
         emit_json({"campaign": str(campaign.root), "stop_reason": reason, "wall_s": time.time() - t0,
-                   "plot": str(plot), **front.to_dict()})
+                   "plot": str(plot), "stage": resolved_stage(campaign), **front.to_dict()})
         return 0
     print(f"stopped: {reason} ({time.time() - t0:.0f} s)", file=sys.stderr)
-    print_front(front)
+    print_front(front, stage_note(campaign))
     print(f"plot: {plot}")
     return 0
 

@@ -125,7 +125,7 @@ class LongerTrainingReorders(FakePool):
         for job, result in super().evaluate(jobs):
             if job.steps >= self.long:
                 result = CandidateResult(result.arch, "ok", None, -result.quality, {"flow": -result.quality},
-                                         {}, 0.1, job.steps, 0.02)
+                                         {"w": torch.full((1,), float(job.steps))}, 0.1, job.steps, 0.02)
             yield job, result
 
 
@@ -138,7 +138,9 @@ def rescoring(tmp_path, tiny_config_path, work, small_lut, name="c.yaml", rescor
 
 
 def test_the_final_stage_retrains_the_shortlist_and_its_front_is_the_campaigns(tmp_path, tiny_config_path, work,
-                                                                               small_lut):
+                                                                               small_lut, hwnas):
+    import json
+
     from nas.verify import choose
 
     exp = rescoring(tmp_path, tiny_config_path, work, small_lut)
@@ -164,6 +166,20 @@ def test_the_final_stage_retrains_the_shortlist_and_its_front_is_the_campaigns(t
     status = camp.status()
     assert status["stage"] == "rescore" and status["rescored"] == 3 and status["steps_used"] == 18
     assert status["budget"]["rescore_steps"] == 21 and status["budget"]["training_steps"] == 18
+    # each re-scored architecture's weights are kept: `hwnas train --pick` continues from them
+    from nas.deploy import stored_weights
+
+    best = max(camp.front().points, key=lambda p: p.quality).arch
+    weights, info = stored_weights(camp, best)
+    assert info["candidate"].startswith("rescore") and info["steps"] == 7 and weights["w"].item() == 7.0
+    # the CLI shows the final front by default, the search's on request
+    final, search = (json.loads(hwnas("pareto", "show", camp.root, "--json", *extra).stdout)
+                     for extra in ([], ["--stage", "search"]))
+    assert final["stage"] == "rescore" and {p["arch"] for p in final["front"]} <= set(shortlist)
+    assert search["stage"] == "search" and [p["arch"] for p in search["front"]] == \
+        [p.arch for p in camp.front("search").points]
+    shown = hwnas("pareto", "show", camp.root)
+    assert shown.returncode == 0 and "re-scored after 7 training steps" in shown.stdout
     # run again: nothing left to train
     again = LongerTrainingReorders()
     Search(Campaign.open(camp.root), pool=again).run()
@@ -177,12 +193,34 @@ def test_a_kill_in_the_final_stage_resumes_with_what_is_left(tmp_path, tiny_conf
     with pytest.raises(Killed):
         Search(camp, exp, pool=killed).run()
     assert not camp.rescored() and len(camp.front().evaluated) == 6  # until complete: the search's front
+    assert len(camp.front("rescore").evaluated) == 1
     pool = LongerTrainingReorders()
     Search(Campaign.open(camp.root), pool=pool).run()
     assert [j.steps for j in pool.jobs] == [7, 7] and str(killed.jobs[-1].arch) not in {str(j.arch) for j in pool.jobs}
     whole = Campaign.create(tmp_path / "whole", exp.to_dict())
     Search(whole, exp, pool=LongerTrainingReorders()).run()
     assert [(p.arch, p.quality) for p in camp.front().points] == [(p.arch, p.quality) for p in whole.front().points]
+
+
+def test_a_kill_between_a_checkpoint_and_its_trial_trains_nothing_twice(tmp_path, tiny_config_path, work, small_lut,
+                                                                        monkeypatch):
+    exp = rescoring(tmp_path, tiny_config_path, work, small_lut)
+    camp = Campaign.create(tmp_path / "camp", exp.to_dict())
+    record = Campaign.record
+
+    def killed_at_the_first_rescored_trial(self, space, outcome, *args):
+        if outcome.candidate.role == "rescore":
+            raise Killed()
+        return record(self, space, outcome, *args)
+
+    monkeypatch.setattr(Campaign, "record", killed_at_the_first_rescored_trial)
+    with pytest.raises(Killed):
+        Search(camp, exp, pool=LongerTrainingReorders()).run()
+    monkeypatch.setattr(Campaign, "record", record)
+    assert (camp.ckpt_dir / "rescore0.pt").is_file() and not camp.points("rescore")
+    pool = LongerTrainingReorders()
+    Search(Campaign.open(camp.root), pool=pool).run()
+    assert [j.key for j in pool.jobs] == ["rescore1", "rescore2"] and len(camp.points("rescore")) == 3
 
 
 def test_a_final_stage_added_to_a_finished_campaign_runs_alone(tmp_path, tiny_config_path, work, small_lut):

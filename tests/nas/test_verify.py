@@ -67,8 +67,9 @@ def test_choice_takes_the_best_of_the_front_and_dominated_ones_across_the_range(
 
 
 # a campaign with real trials ---------------------------------------------------------------
-def make_campaign(tmp_path, tiny_config_path, work, name="camp", workers=0, trials=True):
-    cfg_path = small_config(tmp_path / f"{name}.yaml", tiny_config_path, work, search={"workers": workers})
+def make_campaign(tmp_path, tiny_config_path, work, name="camp", workers=0, trials=True, rescore=None):
+    cfg_path = small_config(tmp_path / f"{name}.yaml", tiny_config_path, work, search={"workers": workers},
+                            rescore=rescore)
     cfg = yaml.safe_load(cfg_path.read_text())
     cfg["verify"] = VERIFY
     exp = Experiment.from_dict(cfg)
@@ -260,3 +261,19 @@ def test_a_campaign_directory_moved_or_copied_reads_its_own_trials(tmp_path, tin
     meta = json.loads((moved / "campaign.json").read_text())
     (moved / "campaign.json").write_text(json.dumps({**meta, "storage": f"sqlite:///{camp.root / 'trials.db'}"}))
     assert json.loads(hwnas("pareto", "show", moved, "--json").stdout)["front"] == before
+
+
+def test_after_the_final_stage_the_search_quality_is_the_rescored_one(tmp_path, tiny_config_path, work):
+    camp = make_campaign(tmp_path, tiny_config_path, work, rescore={"steps": 5})
+    space = SearchSpace(camp.experiment().space)
+    rescored = {"empty": 0.9, "mid:self_attn1d:1": 0.8, "down0:conv1d:1": 0.7}  # not the brief trials' order
+    for a, q in rescored.items():
+        arch = space.parse(a)
+        c = Candidate(f"rescore:{a}", arch, 5, 0, role="rescore")
+        camp.record(space, Outcome(c, CandidateResult(str(arch), "ok", None, q, {}), analytic_cost(space, arch)),
+                    {}, 1, Budgets())
+    assert run_verify(camp.root)["search_stage"] == {"stage": "search", "steps": 3}  # not complete yet
+    camp.save_state({"rescored": True})
+    out = run_verify(camp.root)
+    assert out["search_stage"] == {"stage": "rescore", "steps": 5}
+    assert {p["arch"]: p["search_quality"] for p in out["points"]} == rescored
