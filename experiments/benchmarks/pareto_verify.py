@@ -87,11 +87,16 @@ def markdown(result: dict) -> str:
                                              "standard error ("
                   + ("pooled between training seeds" if out.get("verified_se") == "seeds"
                      else "binomial, over the held-out captions") + ")."))
+    stage = out.get("search_stage") or {"stage": "search", "steps": None}
+    whose = (f"The search quality is the final stage's: each architecture re-scored after {stage['steps']} steps "
+             "from the backbone under the search's training (`rescore`)." if stage["stage"] == "rescore" else
+             "The search quality is each architecture's best brief-training trial"
+             + (f" (K = {stage['steps']} steps)." if stage["steps"] else "."))
     header = (f"| architecture | front | search quality | verified ({out['quality_key']}) | "
               f"{p['evaluator']} quality | seconds |")
     where = f"machine: {m['cpu']}, {m['cores']} cores, {m['date']}; load {m['loadavg_start']} -> {m.get('loadavg_end')}"
     lines = [f"# Search quality vs verified quality `{result['tag']}`{smoke_note}", "", where, "", "```", command,
-             "```", "", setting, "", summary, "", header, "|---|---|---|---|---|---|"]
+             "```", "", setting, "", whose, "", summary, "", header, "|---|---|---|---|---|---|"]
     for pt in out["points"]:
         v = "failed: " + str(pt["reason"]) if pt["status"] != "ok" else f"{pt['verified_quality']:.4f}"
         if pt["status"] == "ok" and len(pt.get("verified_seeds") or []) > 1:
@@ -141,7 +146,8 @@ def main() -> None:
         cfg["verify"] = {**(cfg.get("verify") or {}), **parse_overrides(args.verify)}
         camp = Campaign.create(camp.root, Experiment.from_dict(cfg).to_dict())  # same search, new protocol
     result["campaign"] = str(camp.root)
-    result["trials"] = len(camp.points())
+    result["trials"] = len(camp.points("search"))
+    result["rescored_trials"] = len(camp.points("rescore"))
 
     def shown(entry):
         what = f"{entry['verified_quality']:.4f}" if entry["status"] == "ok" else f"failed: {entry['reason']}"
