@@ -396,7 +396,8 @@ def run_verify(directory: str | Path, steps: int | None = None, evaluator: str |
     """``hwnas pareto verify`` as a library call: the campaign in ``directory``, its ``verify``
     section with the given overrides. The search's quality is the campaign's final front's:
     the re-scored one (``nas.rescore``) once that stage is complete, else the brief trials'
-    (``search_stage`` says which, and after how many training steps)."""
+    (``search_stage`` says which, and after how many training steps; ``brief_trials`` is then
+    the agreement the same architectures' brief-training qualities have)."""
     campaign = Campaign.open(directory)
     front = campaign.front()
     if not front.evaluated:
@@ -412,4 +413,13 @@ def run_verify(directory: str | Path, steps: int | None = None, evaluator: str |
     rescored = campaign.rescored()
     out["search_stage"] = {"stage": "rescore" if rescored else "search",
                            "steps": exp.rescore.steps if rescored else exp.candidate_steps}
+    if rescored:  # what the final stage changed: the same architectures by their best brief trial
+        brief: dict[str, float] = {}
+        for p in campaign.points("search"):
+            brief[p.arch] = max(p.quality, brief.get(p.arch, p.quality))
+        ok = [p for p in out["points"] if p["status"] == "ok" and p["arch"] in brief]
+        agree = rank_agreement([p["arch"] for p in ok], [brief[p["arch"]] for p in ok],
+                               [p["verified_quality"] for p in ok])
+        out["brief_trials"] = {"steps": exp.candidate_steps, "qualities": {p["arch"]: brief[p["arch"]] for p in ok},
+                               **{k: agree[k] for k in ("n", "spearman", "kendall", "misordered", "pairs")}}
     return out

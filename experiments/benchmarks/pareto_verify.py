@@ -92,6 +92,11 @@ def markdown(result: dict) -> str:
              "from the backbone under the search's training (`rescore`)." if stage["stage"] == "rescore" else
              "The search quality is each architecture's best brief-training trial"
              + (f" (K = {stage['steps']} steps)." if stage["steps"] else "."))
+    brief = out.get("brief_trials")
+    if brief:
+        whose += (f" The same architectures by their best brief-training trial (K = {brief['steps']}): Spearman "
+                  f"{fmt(brief['spearman'])}, Kendall {fmt(brief['kendall'])}, {len(brief['misordered'])} of "
+                  f"{brief['pairs']} pairs wrong.")
     header = (f"| architecture | front | search quality | verified ({out['quality_key']}) | "
               f"{p['evaluator']} quality | seconds |")
     where = f"machine: {m['cpu']}, {m['cores']} cores, {m['date']}; load {m['loadavg_start']} -> {m.get('loadavg_end')}"

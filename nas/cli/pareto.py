@@ -166,6 +166,11 @@ def print_verify(out: dict) -> None:
     console.print(f"over {out['n']} verified architectures: Spearman {fmt(out['spearman'])}, "
                   f"Kendall {fmt(out['kendall'])}; {len(out['misordered'])} of {out['pairs']} pairs ordered wrongly "
                   "by the search" + (":" if out["misordered"] else ""))
+    brief = out.get("brief_trials")
+    if brief:
+        console.print(f"their brief-training qualities (K = {brief['steps']} steps, before the final stage): "
+                      f"Spearman {fmt(brief['spearman'])}, Kendall {fmt(brief['kendall'])}; "
+                      f"{len(brief['misordered'])} of {brief['pairs']} pairs wrong")
     from nas.verify import noise_note
 
     beyond = out.get("misordered_beyond_noise")

@@ -277,3 +277,10 @@ def test_after_the_final_stage_the_search_quality_is_the_rescored_one(tmp_path, 
     out = run_verify(camp.root)
     assert out["search_stage"] == {"stage": "rescore", "steps": 5}
     assert {p["arch"]: p["search_quality"] for p in out["points"]} == rescored
+    # and how the brief trials (the conv1d ones above the self_attn1d ones) ranked the same three
+    brief = {t.user_attrs["arch"]: t.values[0] for t in camp.trials() if t.user_attrs["role"] != "rescore"}
+    expected = rank_agreement(list(rescored), [brief[a] for a in rescored],
+                              [p["verified_quality"] for p in sorted(out["points"], key=lambda p: -rescored[p["arch"]])])
+    assert out["brief_trials"]["qualities"] == {a: brief[a] for a in rescored} != rescored
+    assert out["brief_trials"]["steps"] == 3 and out["brief_trials"]["spearman"] == expected["spearman"]
+    assert out["brief_trials"]["misordered"] == expected["misordered"]
