@@ -345,8 +345,10 @@ class Campaign:
 
     # reading the campaign ------------------------------------------------------------
     def rescored(self) -> bool:
-        """Whether the final stage (``rescore``) has stored every architecture it shortlisted."""
-        return bool((self.load_state() or {}).get("rescored"))
+        """Whether the final stage, as the ``rescore`` section now states it, has stored every
+        architecture it shortlisted (``strategy.json`` records the stage's key when it has)."""
+        key = self.experiment().rescore.key()
+        return key is not None and (self.load_state() or {}).get("rescored") == key
 
     def points(self, stage: str = "final") -> list[Point]:
         """Finished candidates as points of the objective space: ``search`` the brief-training
@@ -356,10 +358,16 @@ class Campaign:
             raise ValueError(f"stage {stage!r}: allowed: {', '.join(STAGES)}")
         if stage == "final":
             stage = RESCORE if self.rescored() else "search"
+        steps = self.experiment().rescore.steps  # the final stage's trials at the stated steps only
+
+        def wanted(attrs: dict) -> bool:
+            if stage == RESCORE:
+                return attrs.get("role") == RESCORE and attrs.get("steps") == steps
+            return attrs.get("role") != RESCORE
+
         return [Point(t.user_attrs["arch"], t.values[0], t.values[1], t.values[2], t.user_attrs.get("breakdown"),
                       verified_scores(t.user_attrs))
-                for t in self.trials() if t.state == optuna.trial.TrialState.COMPLETE
-                and (t.user_attrs.get("role") == RESCORE) == (stage == RESCORE)]
+                for t in self.trials() if t.state == optuna.trial.TrialState.COMPLETE and wanted(t.user_attrs)]
 
     def front(self, stage: str = "final") -> Front:
         """The Pareto front of the ``stage``'s finished candidates (:meth:`points`), against the
@@ -382,8 +390,9 @@ class Campaign:
                 "trials": sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials),
                 "failed": sum(t.state == optuna.trial.TrialState.FAIL for t in trials),
                 "current": strategy.get("current"), "done": strategy.get("done", False),
-                "rescored": sum(t.user_attrs.get("role") == RESCORE for t in trials) if exp.rescore.enabled else None,
-                "stage": "rescore" if saved.get("rescored") else "search",
+                "rescored": sum(t.user_attrs.get("role") == RESCORE and t.user_attrs.get("steps") == exp.rescore.steps
+                                for t in trials) if exp.rescore.enabled else None,
+                "stage": "rescore" if self.rescored() else "search",
                 "stop_reason": stopped[-1]["reason"] if stopped else strategy.get("stop_reason") or None,
                 "budget": self.budget_spent()}
 

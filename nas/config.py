@@ -171,6 +171,15 @@ class RescoreConfig:
     def enabled(self) -> bool:
         return self.steps is not None
 
+    def key(self) -> dict | None:
+        """What the stage's result depends on besides the search (None: off): a campaign whose
+        recorded stage has another key runs it again (``rescore`` can be edited on a finished
+        campaign; ``timeout_s`` is not part of it)."""
+        if not self.enabled:
+            return None
+        return {"steps": self.steps, "top": self.top, "contrast": self.contrast,
+                "min_architectures": self.min_architectures}
+
     @property
     def max_architectures(self) -> int:
         """The most architectures the stage trains (the front's top, the contrast, the minimum)."""

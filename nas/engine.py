@@ -172,7 +172,7 @@ class Search:
         self._pool = pool  # e.g. one shared by several campaigns (benchmarks); else built here
         self.observer = Observer()
         self.rounds = self.steps_used = 0
-        self.rescored = False  # the final stage (nas.rescore) stored every architecture it shortlisted
+        self.rescored = None  # the key of the final stage (nas.rescore) that stored all it shortlisted
 
     # the pieces ----------------------------------------------------------------------
     def _emit(self, kind: str, **fields) -> None:
@@ -207,7 +207,7 @@ class Search:
         if saved:
             self.strategy.load_state_dict(saved["strategy"])
             self.rounds, self.steps_used = saved["rounds"], saved["steps_used"]
-            self.rescored = saved.get("rescored", False)
+            self.rescored = saved.get("rescored")
 
     @property
     def steps_left(self) -> int | None:
@@ -237,16 +237,18 @@ class Search:
 
     def _rescore(self) -> None:
         """The final stage (``rescore`` section, :mod:`nas.rescore`), once the strategy stopped."""
-        if not self.experiment.rescore.enabled or self.rescored:
+        key = self.experiment.rescore.key()
+        if key is None or self.rescored == key:
             return
         from nas.rescore import run_stage
 
         run_stage(self.campaign, self.experiment, self.space, self.pool, self.state.predict, self.budgets,
                   self._emit, self.rounds)
-        self.rescored = bool(self.campaign.points("rescore"))  # none finished: the search's front stays
+        finished = len(self.campaign.points("rescore"))
+        self.rescored = key if finished else None  # none finished: the search's front stays
         self._save()
-        if self.rescored:
-            self._emit("rescore_finished", archs=len(self.campaign.points("rescore")))
+        if finished:
+            self._emit("rescore_finished", archs=finished, **key)
 
     def _loop(self) -> str:
         limit = self.experiment.search.max_rounds

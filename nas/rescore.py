@@ -11,16 +11,20 @@ search front's best and a spread of dominated architectures (:func:`nas.verify.c
 experiment's seed, on the campaign's own pool, and scores them with the search's evaluator.
 
 Storage: each finished architecture is a checkpoint with its weights
-(``checkpoints/rescoreN.pt``, N its shortlist rank; ``hwnas train --pick`` starts from them),
-then at once one Optuna trial (role ``rescore``, values [quality, latency_ms, memory_bytes];
-a failure is a FAIL trial with its reason), so a kill loses only the runs still training
-and a resume trains only the rest. Which architectures is decided from the brief-training trials alone, so it is the same
-after a resume. When all are in, ``strategy.json`` records ``rescored``, and from then on the
+(``checkpoints/rescore<steps>-<hash of the architecture>.pt``; ``hwnas train --pick`` starts
+from them), then at once one Optuna trial (role ``rescore``, values [quality, latency_ms,
+memory_bytes]; a failure is a FAIL trial with its reason), so a kill loses only the runs
+still training and a resume trains only the rest. The shortlist is decided from the
+brief-training trials alone, so it is the same after a resume. When all are in,
+``strategy.json`` records the stage's key (``RescoreConfig.key``), and from then on the
 campaign's front (``Campaign.front()``, ``pareto show``, ``pareto verify``) is the front of the
-re-scored architectures; ``Campaign.front("search")`` is still the brief-training one.
+architectures re-scored at ``rescore.steps``; ``Campaign.front("search")`` is still the
+brief-training one. An edited ``rescore`` section runs the stage again on ``search run``:
+what it already trained at those steps is reused, the rest trained.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 from nas.campaign import RESCORE as ROLE
@@ -37,12 +41,17 @@ def shortlist(campaign, config: RescoreConfig) -> list[Choice]:
     return choose(front, config.top, config.contrast, config.min_architectures)
 
 
+def candidate_id(arch: str, steps: int) -> str:
+    """The same for an architecture and the stage's steps in any run, resume or edited stage."""
+    return f"{ROLE}{steps}-{hashlib.sha256(arch.encode()).hexdigest()[:12]}"
+
+
 def candidates(experiment: Experiment, space, choices: list[Choice]) -> list[Candidate]:
-    """One per shortlisted architecture, ids by shortlist rank (the same after a resume); its
-    weights are kept, so ``hwnas train --pick`` continues from them."""
+    """One per shortlisted architecture; its weights are kept, so ``hwnas train --pick``
+    continues from them."""
     r = experiment.rescore
-    return [Candidate(f"{ROLE}{i}", space.parse(c.arch), r.steps, experiment.seed, role=ROLE, keep_weights=True)
-            for i, c in enumerate(choices)]
+    return [Candidate(candidate_id(c.arch, r.steps), space.parse(c.arch), r.steps, experiment.seed, role=ROLE,
+                      keep_weights=True) for c in choices]
 
 
 def run_stage(campaign, experiment: Experiment, space, pool, predict, budgets,

@@ -42,7 +42,8 @@ def plot_campaign(campaign, front, out) -> Path:
     from nas.plots import plot_front
 
     exp = campaign.experiment()
-    return plot_front(list(front.evaluated), front, front.budgets, out, f"{exp.name}: {exp.search.strategy}")
+    stage = f" (re-scored after {exp.rescore.steps} steps)" if campaign.rescored() else ""
+    return plot_front(list(front.evaluated), front, front.budgets, out, f"{exp.name}: {exp.search.strategy}{stage}")
 
 
 BREAKDOWN_ROWS = 3  # scores shown per front point; --json has them all
@@ -68,7 +69,8 @@ def print_front(front, stage: str = "") -> None:
     from rich.table import Table
 
     data = front.to_dict()
-    table = Table(title=f"Pareto front of {len(front.evaluated)} evaluated candidates" + (f", {stage}" if stage else ""))
+    title = f"Pareto front of {len(front.evaluated)} evaluated candidates"
+    table = Table(title=title + (f", {stage}" if stage else ""))
     verified = sorted({ev for p in data["front"] for ev in p["verified"]})
     for col in ("architecture", "quality", "breakdown", "latency ms", "memory MiB", "feasible", "runs"):
         table.add_column(col, overflow="fold")
@@ -146,8 +148,9 @@ def print_verify(out: dict) -> None:
                         f"({out['protocol']['steps']} steps, seed{'s' if len(seeds) > 1 else ''} "
                         f"{', '.join(map(str, seeds))}), scored by {out['evaluator']}")
     stage = out.get("search_stage", {})
-    searched = f"search quality ({'re-scored, ' if stage.get('stage') == 'rescore' else ''}{stage.get('steps')} steps)" \
-        if stage else "search quality"
+    searched = "search quality"
+    if stage:
+        searched += f" ({'re-scored, ' if stage['stage'] == 'rescore' else ''}{stage['steps']} steps)"
     for col in ("architecture", "front", searched, f"verified ({key})", f"{out['evaluator']} quality", "status"):
         table.add_column(col, overflow="fold")
     for p in out["points"]:

@@ -217,10 +217,11 @@ def test_a_kill_between_a_checkpoint_and_its_trial_trains_nothing_twice(tmp_path
     with pytest.raises(Killed):
         Search(camp, exp, pool=LongerTrainingReorders()).run()
     monkeypatch.setattr(Campaign, "record", record)
-    assert (camp.ckpt_dir / "rescore0.pt").is_file() and not camp.points("rescore")
+    assert len(list(camp.ckpt_dir.glob("rescore7-*.pt"))) == 1 and not camp.points("rescore")
     pool = LongerTrainingReorders()
     Search(Campaign.open(camp.root), pool=pool).run()
-    assert [j.key for j in pool.jobs] == ["rescore1", "rescore2"] and len(camp.points("rescore")) == 3
+    assert len(pool.jobs) == 2 and all(j.key.startswith("rescore7-") for j in pool.jobs)
+    assert len(camp.points("rescore")) == 3
 
 
 def test_a_final_stage_added_to_a_finished_campaign_runs_alone(tmp_path, tiny_config_path, work, small_lut):
@@ -233,6 +234,30 @@ def test_a_final_stage_added_to_a_finished_campaign_runs_alone(tmp_path, tiny_co
     pool = LongerTrainingReorders()
     Search(camp, pool=pool).run()
     assert [j.steps for j in pool.jobs] == [7, 7, 7] and camp.rescored()
+
+
+def test_an_edited_final_stage_runs_again_and_reuses_what_it_trained(tmp_path, tiny_config_path, work, small_lut):
+    exp = rescoring(tmp_path, tiny_config_path, work, small_lut)
+    camp = Campaign.create(tmp_path / "camp", exp.to_dict())
+    Search(camp, exp, pool=LongerTrainingReorders()).run()
+    first = {p.arch for p in camp.points("rescore")}
+    # one more architecture of contrast: only it trains; the front is of all four
+    wider = rescoring(tmp_path, tiny_config_path, work, small_lut, "b.yaml",
+                      rescore={"steps": 7, "top": 2, "contrast": 2, "min_architectures": 4})
+    camp = Campaign.create(tmp_path / "camp", wider.to_dict())
+    assert not camp.rescored()  # the stage as now stated has not run: the search's front meanwhile
+    pool = LongerTrainingReorders()
+    Search(camp, pool=pool).run()
+    assert len(pool.jobs) == 1 and str(pool.jobs[0].arch) not in first and camp.rescored()
+    assert {p.arch for p in camp.front().evaluated} == first | {str(pool.jobs[0].arch)}
+    # longer: every architecture trains again, and the front is of the new steps alone
+    longer = rescoring(tmp_path, tiny_config_path, work, small_lut, "c.yaml",
+                       rescore={"steps": 9, "top": 2, "contrast": 2, "min_architectures": 4})
+    camp = Campaign.create(tmp_path / "camp", longer.to_dict())
+    pool = LongerTrainingReorders()
+    Search(camp, pool=pool).run()
+    assert [j.steps for j in pool.jobs] == [9] * 4 and len(camp.front().evaluated) == 4
+    assert camp.status()["rescored"] == 4
 
 
 def test_the_final_stage_is_typed(tmp_path, tiny_config_path, work, small_lut):

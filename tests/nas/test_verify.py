@@ -273,7 +273,7 @@ def test_after_the_final_stage_the_search_quality_is_the_rescored_one(tmp_path, 
         camp.record(space, Outcome(c, CandidateResult(str(arch), "ok", None, q, {}), analytic_cost(space, arch)),
                     {}, 1, Budgets())
     assert run_verify(camp.root)["search_stage"] == {"stage": "search", "steps": 3}  # not complete yet
-    camp.save_state({"rescored": True})
+    camp.save_state({"rescored": camp.experiment().rescore.key()})
     out = run_verify(camp.root)
     assert out["search_stage"] == {"stage": "rescore", "steps": 5}
     assert {p["arch"]: p["search_quality"] for p in out["points"]} == rescored
