@@ -169,11 +169,6 @@ def print_verify(out: dict) -> None:
     console.print(f"over {out['n']} verified architectures: Spearman {fmt(out['spearman'])}, "
                   f"Kendall {fmt(out['kendall'])}; {len(out['misordered'])} of {out['pairs']} pairs ordered wrongly "
                   "by the search" + (":" if out["misordered"] else ""))
-    brief = out.get("brief_trials")
-    if brief:
-        console.print(f"their brief-training qualities (K = {brief['steps']} steps, before the final stage): "
-                      f"Spearman {fmt(brief['spearman'])}, Kendall {fmt(brief['kendall'])}; "
-                      f"{len(brief['misordered'])} of {brief['pairs']} pairs wrong")
     from nas.verify import noise_note
 
     beyond = out.get("misordered_beyond_noise")
@@ -184,6 +179,11 @@ def print_verify(out: dict) -> None:
         kind = "between seeds" if out["verified_se"] == "seeds" else "binomial, over the sampled captions"
         console.print(f"{len(beyond)} of the {len(out['misordered'])} wrong pairs differ by more than twice the "
                       f"verified quality's standard error ({kind})")
+    brief = out.get("brief_trials")
+    if brief:
+        console.print(f"the same architectures by their brief-training qualities (K = {brief['steps']} steps, before the final stage): "
+                      f"Spearman {fmt(brief['spearman'])}, Kendall {fmt(brief['kendall'])}; "
+                      f"{len(brief['misordered'])} of {brief['pairs']} pairs wrong")
     console.print(f"record: {out['record']}")
 
 
