@@ -3,7 +3,7 @@ with no finished candidate lost or trained twice, the same trials and front as a
 uninterrupted run with the same seed, and no process of it left over.
 
 The campaign is the README's tiny experiment, shortened (fewer clips, pre-training steps
-and candidates) and priced with the analytic backend: measured latencies differ between
+and candidates, a final stage of 3 architectures x 20 steps) and priced with the analytic backend: measured latencies differ between
 two table builds, so only a deterministic table lets the two fronts be compared exactly.
 Kill moments are drawn uniformly over the uninterrupted run's wall time and sorted; each
 attempt (the first run, then every resume) is killed after the gap to the next moment, so
@@ -47,10 +47,11 @@ def config(tmp: Path) -> Path:
     cfg["data"].update(videos=96, val_videos=16)
     cfg["train"].update(steps=10)
     cfg["train"]["pretrain"].update(steps=120)
-    cfg["evaluator"]["options"].update(val_clips=8)
+    for part in cfg["evaluator"]["options"]["components"]:  # the weighted quality's parts, on 8 clips
+        part["options"].update({"val_clips": 8} if part["name"] == "flow_loss" else {"clips": 8})
     cfg["lut"] = {"backend": "analytic", "device": "cpu"}
     cfg["search"].update(max_train_steps=180)
-    cfg["rescore"] = {"steps": 20, "top": 2, "contrast": 1, "min_architectures": 3}  # kills land in it too
+    cfg["rescore"] = {"steps": 20, "top": 2, "contrast": 1, "min_architectures": 3}  # the final stage too
     path = tmp / "soak.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -112,7 +113,7 @@ def main() -> None:
         final = subprocess.run(HWNAS + ["search", "resume", str(camp)], env=env, capture_output=True, text=True)
         assert final.returncode == 0, final.stderr[-2000:]
         a, b = trials(tmp / "whole"), trials(camp)
-        trained = [e["id"] for e in Campaign.open(camp).events() if e["event"] == "candidate"]
+        trained = [e["id"] for e in Campaign.open(camp).events() if e["event"] in ("candidate", "rescored")]
         front_a = [(p.arch, p.quality) for p in Campaign.open(tmp / "whole").front().points]
         front_b = [(p.arch, p.quality) for p in Campaign.open(camp).front().points]
         leftovers = [pid for pid, (_, cmd) in _processes().items() if str(tmp) in cmd]
