@@ -53,7 +53,7 @@ def _table_inputs(config: dict) -> tuple:
 
 
 # Sections that do not change what the brief-training search does: editing them keeps the
-# campaign (a rescore stage added to a finished campaign runs on resume).
+# campaign (a rescore stage added to a finished campaign's config runs on `search run`).
 NOT_SEARCH = ("verify", "rescore")
 RESCORE = "rescore"  # the role of the final stage's trials (nas.rescore)
 STAGES = ("final", "search", "rescore")
@@ -345,8 +345,8 @@ class Campaign:
 
     # reading the campaign ------------------------------------------------------------
     def rescored(self) -> bool:
-        """Whether the final stage, as the ``rescore`` section now states it, has stored every
-        architecture it shortlisted (``strategy.json`` records the stage's key when it has)."""
+        """Whether the final stage, as the ``rescore`` section now states it, has run with at least
+        one architecture finished (``strategy.json`` records the stage's key when it has)."""
         key = self.experiment().rescore.key()
         return key is not None and (self.load_state() or {}).get("rescored") == key
 
@@ -358,11 +358,15 @@ class Campaign:
             raise ValueError(f"stage {stage!r}: allowed: {', '.join(STAGES)}")
         if stage == "final":
             stage = RESCORE if self.rescored() else "search"
-        steps = self.experiment().rescore.steps  # the final stage's trials at the stated steps only
+        if stage == RESCORE:  # the current shortlist's, at the stated steps (an edited section)
+            from nas.rescore import shortlist
+
+            rescore = self.experiment().rescore
+            archs = {c.arch for c in shortlist(self, rescore)} if rescore.enabled else set()
 
         def wanted(attrs: dict) -> bool:
             if stage == RESCORE:
-                return attrs.get("role") == RESCORE and attrs.get("steps") == steps
+                return attrs.get("role") == RESCORE and attrs.get("steps") == rescore.steps and attrs["arch"] in archs
             return attrs.get("role") != RESCORE
 
         return [Point(t.user_attrs["arch"], t.values[0], t.values[1], t.values[2], t.user_attrs.get("breakdown"),
@@ -390,8 +394,7 @@ class Campaign:
                 "trials": sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials),
                 "failed": sum(t.state == optuna.trial.TrialState.FAIL for t in trials),
                 "current": strategy.get("current"), "done": strategy.get("done", False),
-                "rescored": sum(t.user_attrs.get("role") == RESCORE and t.user_attrs.get("steps") == exp.rescore.steps
-                                for t in trials) if exp.rescore.enabled else None,
+                "rescored": len(self.points(RESCORE)) if exp.rescore.enabled else None,
                 "stage": "rescore" if self.rescored() else "search",
                 "stop_reason": stopped[-1]["reason"] if stopped else strategy.get("stop_reason") or None,
                 "budget": self.budget_spent()}

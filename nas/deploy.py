@@ -6,8 +6,8 @@ front that meets the budgets (of every front point when none does); ``knee`` the
 point nearest the ideal corner once each objective is scaled to [0, 1] over the front
 (quality 1, latency 0, memory 0), i.e. the best trade-off; an ARCH must have been evaluated
 by the campaign. ``stored_weights`` finds the campaign's checkpoint of that architecture:
-a campaign keeps only the current model's weights, so only that architecture (and a
-candidate whose round is still open) has some.
+a campaign keeps the current model's weights (and a candidate's whose round is still open)
+and those of every architecture its final stage (``rescore``) trained.
 """
 from __future__ import annotations
 
@@ -102,8 +102,8 @@ def campaign_plan(campaign: Campaign, spec: str) -> dict:
     stored = stored_weights(campaign, picked.arch)
     state, info = stored if stored else (None, {"source": "identity",
                                                 "note": "the campaign kept no weights for this architecture "
-                                                        "(it keeps only the current model's): temporal layers "
-                                                        "start as the identity"})
+                                                        "(it keeps the current model's and the final stage's): "
+                                                        "temporal layers start as the identity"})
     info = {**info, "rule": picked.rule, "search_quality": picked.point.quality,
             "latency_ms": picked.point.latency_ms, "memory_bytes": picked.point.memory_bytes}
     return {"experiment": campaign.experiment().to_dict(), "arch": picked.arch, "init_state": state,

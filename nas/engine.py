@@ -238,17 +238,20 @@ class Search:
     def _rescore(self) -> None:
         """The final stage (``rescore`` section, :mod:`nas.rescore`), once the strategy stopped."""
         key = self.experiment.rescore.key()
-        if key is None or self.rescored == key:
+        if key is None:
             return
-        from nas.rescore import run_stage
+        from nas.rescore import pending, run_stage
 
-        run_stage(self.campaign, self.experiment, self.space, self.pool, self.state.predict, self.budgets,
-                  self._emit, self.rounds)
+        if self.rescored == key and not pending(self.campaign, self.experiment, self.space):
+            return
+        ran = run_stage(self.campaign, self.experiment, self.space, self.pool, self.state.predict, self.budgets,
+                        self._emit)
         finished = len(self.campaign.points("rescore"))
         self.rescored = key if finished else None  # none finished: the search's front stays
         self._save()
         if finished:
-            self._emit("rescore_finished", archs=finished, **key)
+            left = len(pending(self.campaign, self.experiment, self.space))
+            self._emit("rescore_finished", archs=finished, failed=left, ran=ran["ran"], **key)
 
     def _loop(self) -> str:
         limit = self.experiment.search.max_rounds

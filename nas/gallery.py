@@ -4,7 +4,7 @@ quality, latency and memory, in one HTML page with its GIFs in a folder beside i
 
 Weights per architecture, in order of preference: a trained model folder given with
 ``models`` (``hwnas train``'s output) of that architecture; the campaign's stored weights
-(it keeps only the current model's); otherwise a brief training as the search gave it
+(the current model's and the final stage's); otherwise a brief training as the search gave it
 (``train_steps``, default the campaign's K) from identity temporal layers on the campaign's
 frozen backbone. The page says which each one got.
 """

@@ -118,8 +118,13 @@ def _finished_front(directory, stage: str = "final"):
     campaign = Campaign.open(directory)
     front = campaign.front(stage)
     if not front.evaluated:
-        raise CliError(f"{directory}: no candidate has finished yet" if stage != "rescore" else
-                       f"{directory}: no architecture of the final stage (rescore) has finished yet")
+        if stage != "rescore":
+            raise CliError(f"{directory}: no candidate has finished yet")
+        steps = campaign.experiment().rescore.steps
+        if steps is None:
+            raise CliError(f"{directory}: the final stage is off (no rescore.steps in the campaign's config)")
+        raise CliError(f"{directory}: no architecture of the final stage at rescore.steps {steps} has finished "
+                       "yet (it runs once the strategy stops, on `hwnas search run` or `resume`)")
     return campaign, front
 
 
@@ -181,7 +186,8 @@ def print_verify(out: dict) -> None:
                       f"verified quality's standard error ({kind})")
     brief = out.get("brief_trials")
     if brief:
-        console.print(f"the same architectures by their brief-training qualities (K = {brief['steps']} steps, before the final stage): "
+        console.print(f"the same architectures by their brief-training qualities (K = {brief['steps']} steps, "
+                      "before the final stage): "
                       f"Spearman {fmt(brief['spearman'])}, Kendall {fmt(brief['kendall'])}; "
                       f"{len(brief['misordered'])} of {brief['pairs']} pairs wrong")
     console.print(f"record: {out['record']}")

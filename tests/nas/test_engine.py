@@ -260,6 +260,54 @@ def test_an_edited_final_stage_runs_again_and_reuses_what_it_trained(tmp_path, t
     assert camp.status()["rescored"] == 4
 
 
+class FailsLongRuns(LongerTrainingReorders):
+    """Every run of ``long`` steps or more of the architectures in ``failing`` fails."""
+
+    def __init__(self, failing: set[str]):
+        super().__init__()
+        self.failing = failing
+
+    def evaluate(self, jobs):
+        for job, result in super().evaluate(jobs):
+            if job.steps >= self.long and str(job.arch) in self.failing:
+                result = CandidateResult(result.arch, "failed", "out of memory", None)
+            yield job, result
+
+
+def test_a_failed_final_run_is_tried_again_and_a_smaller_stage_shrinks_the_front(tmp_path, tiny_config_path,
+                                                                                  work, small_lut):
+    from nas.rescore import shortlist
+
+    exp = rescoring(tmp_path, tiny_config_path, work, small_lut)
+    camp = Campaign.create(tmp_path / "camp", exp.to_dict())
+    listed = [c.arch for c in shortlist(_searched(tmp_path, exp), exp.rescore)]
+    bad = listed[0]
+    Search(camp, exp, pool=FailsLongRuns({bad})).run()
+    assert camp.rescored() and {p.arch for p in camp.points("rescore")} == set(listed) - {bad}
+    failed = [t for t in camp.trials() if t.user_attrs["role"] == "rescore" and t.values is None]
+    assert [t.user_attrs["arch"] for t in failed] == [bad] and failed[0].user_attrs["reason"] == "out of memory"
+    finished = [e for e in camp.events() if e["event"] == "rescore_finished"]
+    assert finished[-1]["failed"] == 1
+    pool = LongerTrainingReorders()  # the next run tries the failed one again, and only it
+    Search(Campaign.open(camp.root), pool=pool).run()
+    assert [str(j.arch) for j in pool.jobs] == [bad] and pool.jobs[0].key.endswith("~1")
+    assert {p.arch for p in camp.front().evaluated} == set(listed)
+    # a smaller stage: the front is of its shortlist alone, nothing trains
+    smaller = rescoring(tmp_path, tiny_config_path, work, small_lut, "s.yaml",
+                        rescore={"steps": 7, "top": 1, "contrast": 0, "min_architectures": 1})
+    camp = Campaign.create(tmp_path / "camp", smaller.to_dict())
+    pool = LongerTrainingReorders()
+    Search(camp, pool=pool).run()
+    assert pool.jobs == [] and [p.arch for p in camp.front().evaluated] == listed[:1]
+
+
+def _searched(tmp_path, exp):
+    """A campaign of ``exp`` searched (the stage's shortlist follows from its trials alone)."""
+    camp = Campaign.create(tmp_path / "searched", exp.to_dict())
+    Search(camp, exp, pool=FakePool()).run()
+    return camp
+
+
 def test_the_final_stage_is_typed(tmp_path, tiny_config_path, work, small_lut):
     from core.errors import ConfigError
 
