@@ -151,3 +151,6 @@ def test_dry_run_of_cpu_training_states_no_paper_gpu_hours(tmp_path):
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(cfg))
     stated = json.loads(hwnas("search", "run", tmp_path / "t.yaml", "--dry-run", "--json").stdout)
     assert stated["gpu_hours"] == pytest.approx(stated["training_steps"] / stated["steps_per_candidate"] * 0.01)
+    # the final stage is priced apart, at its most: tiny.yaml's 8 + 3 architectures x 960 steps
+    assert plan["rescore_architectures_at_most"] == 11 and plan["rescore_steps_at_most"] == 11 * 960
+    assert stated["rescore_gpu_hours_at_most"] == pytest.approx(11 * 960 / stated["steps_per_candidate"] * 0.01)
