@@ -2,17 +2,33 @@
 
 An operator measured alone does not always cost the same inside the network (launch
 overhead, layout conversions, caches that are warm or cold). For each operator family at
-each slot (one OpShape key) a scale ``s_k`` multiplies the table's figure:
-``temporal(n) = Σ_k count_nk · op_k · s_k``. The temporal part of a handful of networks is
-measured paired with the backbone (``lookup_tables.paired``) and the scales are the posterior
-of a Bayesian linear regression with prior ``s_k ~ N(1, PRIOR_SD²)`` and each network's
-noise from its paired standard error (plus ``NOISE_FLOOR`` of its value): a term the
-networks say little about stays near 1 with a wide uncertainty. The terms, their standard
-deviations and the networks they came from are stored in the table's sidecar
-(``meta["calibration"]``); ``predict`` applies them unless asked not to.
+each slot (one OpShape key) a scale ``s_k`` multiplies the table's figure, and an occupied
+slot costs a fixed ``o_slot`` beyond ``s_k`` per layer: ``a_slot`` inside its layers (on the
+2-core CPU the first layer at a slot costs 0.1-0.3 ms more than the next, its input arriving
+from the backbone) and ``c_slot`` outside them (the backbone's hook that hands the slot's
+features to the layers and back; 0.05-0.17 ms):
+``temporal(n) = Σ_k count_nk · op_k · s_k + Σ_slot [slot occupied in n] · (a_slot + c_slot)``.
 
-Default design: for each slot and operator, that operator at its most layers alone at that
-slot (one network per term).
+The temporal part of a handful of networks is measured paired with the backbone
+(``lookup_tables.paired``); the terms are the posterior of a Bayesian linear regression with
+priors ``s_k ~ N(1, PRIOR_SD²)`` and fixed costs ``~ N(0, (OVERHEAD_PRIOR · one layer of the
+median operator)²)``, and each observation's noise from its standard error (plus
+``NOISE_FLOOR`` of its value): a term the networks say little about stays near its prior
+with a wide uncertainty. Sources:
+
+* ``paired``: network − backbone, end to end (one fixed cost per slot; noisy on a shared CPU);
+* ``in_situ``: the temporal layers timed inside the network by hooks (far less noise, blind
+  to ``c_slot``);
+* ``both`` (the default where layers can be timed inside the network, i.e. CPU): each network
+  gives both rows; the precise in-situ rows pin the scales and ``a_slot``, the paired rows
+  ``c_slot``.
+
+The terms, their standard deviations and the networks they came from are stored in the
+table's sidecar (``meta["calibration"]``: ``terms`` per OpShape key, ``overheads`` per slot);
+``predict`` applies them unless asked not to.
+
+Default design: for each slot and operator, that operator alone at that slot, with one layer
+and with its most layers (each slot's networks share its fixed cost).
 """
 from __future__ import annotations
 
@@ -24,11 +40,13 @@ from lookup_tables.profilers.base import create_profiler, now_iso
 from search_spaces.architecture import Architecture, Layer
 
 PRIOR_SD = 0.5
+OVERHEAD_PRIOR = 0.5  # prior sd of a slot's fixed cost, in layers of the median operator
 NOISE_FLOOR = 0.02
 
 
 def default_design(space) -> list[Architecture]:
-    return [Architecture({slot.name: Layer(op, slot.max_layers)}) for slot in space.slots for op in slot.ops]
+    return [Architecture({slot.name: Layer(op, n)}) for slot in space.slots for op in slot.ops
+            for n in sorted({1, slot.max_layers})]
 
 
 def _features(table, space, arch) -> dict[str, float]:
@@ -43,18 +61,41 @@ def _features(table, space, arch) -> dict[str, float]:
     return out
 
 
-def fit(table, space, observations: list[dict], prior_sd: float = PRIOR_SD, noise_floor: float = NOISE_FLOOR) -> dict:
-    """``observations``: [{"arch", "temporal_ms", "se_ms"}]. Returns the calibration document."""
-    feats = [_features(table, space, space.parse(o["arch"])) for o in observations]
+def fit(table, space, observations: list[dict], prior_sd: float = PRIOR_SD, noise_floor: float = NOISE_FLOOR,
+        source: str = "paired") -> dict:
+    """``observations``: [{"arch", "temporal_ms", "se_ms"}] (with ``source`` ``both``: also
+    "paired_ms", "paired_se_ms", "in_situ_ms", "in_situ_se_ms"). Returns the calibration document."""
+    archs = [space.parse(o["arch"]) for o in observations]
+    feats = [_features(table, space, a) for a in archs]
     keys = sorted({k for f in feats for k in f})
     if not keys:
         raise LutError("calibration needs networks with temporal layers")
-    X = np.array([[f.get(k, 0.0) for k in keys] for f in feats])
-    y = np.array([o["temporal_ms"] for o in observations])
-    var = np.array([max(o["se_ms"], 1e-6) ** 2 + (noise_floor * abs(o["temporal_ms"])) ** 2 for o in observations])
-    W = np.diag(1.0 / var)
-    A = X.T @ W @ X + np.eye(len(keys)) / prior_sd ** 2
-    b = X.T @ W @ y + np.ones(len(keys)) / prior_sd ** 2
+    slots = sorted({s for a in archs for s in a.keys()})
+    outside = slots if source == "both" else []  # a cost the in-situ hooks cannot see
+    rows, y, var = [], [], []
+
+    def add(f, occupied, value, se, paired):
+        rows.append([f.get(k, 0.0) for k in keys] + [1.0 if s in occupied else 0.0 for s in slots]
+                    + [1.0 if paired and s in occupied else 0.0 for s in outside])
+        y.append(value)
+        var.append(max(se, 1e-6) ** 2 + (noise_floor * abs(value)) ** 2)
+
+    for o, f, a in zip(observations, feats, archs):
+        if source == "both":
+            add(f, set(a.keys()), o["in_situ_ms"], o["in_situ_se_ms"], False)
+            add(f, set(a.keys()), o["paired_ms"], o["paired_se_ms"], True)
+        else:
+            add(f, set(a.keys()), o["temporal_ms"], o["se_ms"], False)
+    X, y, W = np.array(rows), np.array(y), np.diag(1.0 / np.array(var))
+    # Fixed costs are priced against one layer of the median operator measured here.
+    one_layer = float(np.median([v / a[s].count for f, a in zip(feats, archs) for s in a.keys()
+                                 for k, v in f.items() if k == space.slot(s).shape(a[s].op).key]))
+    sigma_o = OVERHEAD_PRIOR * one_layer
+    n_fixed = len(slots) + len(outside)
+    prior_mean = np.array([1.0] * len(keys) + [0.0] * n_fixed)
+    prior_prec = np.array([1.0 / prior_sd ** 2] * len(keys) + [1.0 / sigma_o ** 2] * n_fixed)
+    A = X.T @ W @ X + np.diag(prior_prec)
+    b = X.T @ W @ y + prior_prec * prior_mean
     cov = np.linalg.inv(A)
     mean = cov @ b
     residual = y - X @ mean
@@ -62,8 +103,17 @@ def fit(table, space, observations: list[dict], prior_sd: float = PRIOR_SD, nois
     for i, k in enumerate(keys):
         op, slot = _op_slot(space, k)
         terms[k] = {"op": op, "slot": slot, "scale": float(mean[i]), "scale_sd": float(np.sqrt(cov[i, i])),
-                    "networks": int(np.count_nonzero(X[:, i]))}
-    return {"terms": terms, "fitted_at": now_iso(), "prior_sd": prior_sd, "noise_floor": noise_floor,
+                    "networks": sum(k in f for f in feats)}
+    overheads = {}
+    for j, s in enumerate(slots):
+        i = len(keys) + j
+        o = len(keys) + len(slots) + outside.index(s) if s in outside else None
+        c = float(mean[o]) if o is not None else 0.0
+        total_var = cov[i, i] + (cov[o, o] + 2 * cov[i, o] if o is not None else 0.0)
+        overheads[s] = {"ms": float(mean[i]) + c, "sd_ms": float(np.sqrt(max(total_var, 0.0))),
+                        "in_layers_ms": float(mean[i]), "outside_ms": c, "networks": sum(s in a.keys() for a in archs)}
+    return {"terms": terms, "overheads": overheads, "fitted_at": now_iso(), "prior_sd": prior_sd,
+            "overhead_prior_sd_ms": sigma_o, "noise_floor": noise_floor, "source": source,
             "observations": observations,
             "residual_rms_ms": float(np.sqrt(np.mean(residual ** 2))) if len(residual) else None}
 
@@ -76,7 +126,7 @@ def _op_slot(space, key: str) -> tuple[str, str]:
     return key.split("|", 1)[0], "?"
 
 
-SOURCES = ("paired", "in_situ")
+SOURCES = ("paired", "in_situ", "both")
 
 
 def calibrate(table, space, lut_config, archs: list[Architecture] | None = None, rounds: int | None = None,
@@ -84,8 +134,9 @@ def calibrate(table, space, lut_config, archs: list[Architecture] | None = None,
     """Measure ``archs`` (default ``default_design``) paired with the backbone, fit the terms,
     store them in ``table.meta["calibration"]`` (save the table to keep them) and return them.
     ``source``: what a network's temporal part is taken to be: ``paired`` (network − backbone,
-    the end-to-end difference) or ``in_situ`` (its temporal layers timed inside the network:
-    far less noise, blind to what they do to the backbone's own time)."""
+    the end-to-end difference), ``in_situ`` (its temporal layers timed inside the network:
+    far less noise, blind to the slot's fixed cost) or ``both`` (scales from the in-situ rows,
+    a fixed cost per slot from the paired ones)."""
     if source not in SOURCES:
         raise LutError(f"calibration source {source!r}; allowed: {', '.join(SOURCES)}")
     from lookup_tables.build import op_options
@@ -95,19 +146,26 @@ def calibrate(table, space, lut_config, archs: list[Architecture] | None = None,
     table.check_compatible(profiler.fingerprint(), f"this machine ({lut_config.backend} on {lut_config.device})")
     check_protocol(table, space, profiler.fingerprint())
     archs = archs or default_design(space)
-    meter = PairedMeter(profiler, space, rounds or lut_config.repeats, lut_config.warmup if warmup is None else warmup)
+    # Stated at the table's speed (lookup_tables.paired): a network measured while the machine
+    # ran slower than at the build would otherwise pull its terms up by the slowdown.
+    ref_ms = table.predict(space, space.empty, calibrated=False).backbone_ms
+    meter = PairedMeter(profiler, space, rounds or lut_config.repeats, lut_config.warmup if warmup is None else warmup,
+                        ref_ms=ref_ms)
     observations = []
     for i, arch in enumerate(archs):
         if progress:
             progress(i, str(arch))
         p = meter.measure(arch, space.empty)
         meter.forget(keep=(space.empty,))
-        if source == "in_situ" and p.situ_diff_ms is None:
+        if source in ("in_situ", "both") and p.situ_diff_ms is None:
             raise LutError(f"the {lut_config.backend} backend on {lut_config.device} cannot time layers inside the network")
         t, se = (p.situ_diff_ms, p.situ_se_ms) if source == "in_situ" else (p.diff_ms, p.diff_se_ms)
         observations.append({"arch": str(arch), "temporal_ms": t, "se_ms": se, "backbone_ms": p.b_ms,
-                             "paired_ms": p.diff_ms, "paired_se_ms": p.diff_se_ms, "in_situ_ms": p.situ_diff_ms})
-    doc = fit(table, space, observations)
-    doc["protocol"] = {"rounds": meter.rounds, "warmup": meter.warmup, "paired_with": "backbone", "source": source}
+                             "paired_ms": p.diff_ms, "paired_se_ms": p.diff_se_ms,
+                             "in_situ_ms": p.situ_diff_ms, "in_situ_se_ms": p.situ_se_ms,
+                             "speed": p.speed})
+    doc = fit(table, space, observations, source=source)
+    doc["protocol"] = {"rounds": meter.rounds, "warmup": meter.warmup, "paired_with": "backbone", "source": source,
+                       "scaled_to_table_backbone_ms": ref_ms}
     table.meta["calibration"] = doc
     return doc

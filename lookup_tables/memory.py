@@ -1,6 +1,7 @@
-"""Peak-memory meters: the CUDA allocator on GPU, a live-tensor tracker on CPU and meta.
+"""Peak-memory meters: the CUDA allocator on GPU, a live-tensor tracker on CPU and meta, and
+(for validation) the CPU allocator's own record of its blocks.
 
-Both report bytes *beyond* what was allocated when the meter was entered (parameters and
+All report bytes *beyond* what was allocated when the meter was entered (parameters and
 inputs are not counted): ``peak_bytes`` is the high-water mark, ``live_bytes()`` the bytes
 live now (read from inside a forward hook to learn what the backbone holds at a slot).
 The tracker also sums ``allocated_bytes`` (every storage created: the traffic estimate of
@@ -85,6 +86,39 @@ class CudaMeter:
     @property
     def allocated_bytes(self) -> int:
         return self.peak_bytes
+
+
+class CpuAllocatorMeter:
+    """CPU, for validation: the peak of the bytes PyTorch's CPU allocator handed out inside the
+    ``with`` block, summed from the allocation and free events ``torch.profiler`` records
+    (``profile_memory``). It counts every block the allocator serves, kernels' own scratch
+    included, and shares no code with the live-tensor tracker the table's memory is built from;
+    unlike the resident set it is exact and repeats to the byte."""
+
+    def __init__(self):
+        self.peak_bytes = 0
+        self._grad = torch.no_grad()
+        self._prof = None
+
+    def __enter__(self):
+        from torch.profiler import ProfilerActivity, profile
+
+        self._grad.__enter__()
+        self._prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+        self._prof.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._prof.__exit__(*exc)
+        events = [e for e in self._prof.profiler.kineto_results.events() if e.name() == "[memory]"
+                  and e.device_type() == torch.autograd.DeviceType.CPU]
+        live = peak = 0
+        for e in sorted(events, key=lambda e: e.start_ns()):
+            live += e.nbytes()
+            peak = max(peak, live)
+        self.peak_bytes = peak
+        self._grad.__exit__(*exc)
+        return False
 
 
 def meter_for(device: torch.device):

@@ -136,7 +136,8 @@ def predict(table, space: SearchSpace, arch: Architecture, allow_other_device: b
     latency = pred.backbone_ms = bb["latency_ms"]
     temporal_params = 0
     activation = bb["activation_peak_bytes"]
-    terms = (table.meta.get("calibration") or {}).get("terms", {}) if calibrated else {}
+    calibration = (table.meta.get("calibration") or {}) if calibrated else {}
+    terms, overheads = calibration.get("terms", {}), calibration.get("overheads", {})
     plain = latency
     for slot_name, layer in arch.items():
         shape = space.slot(slot_name).shape(layer.op)
@@ -154,9 +155,11 @@ def predict(table, space: SearchSpace, arch: Architecture, allow_other_device: b
         scale, scale_sd = (term["scale"], term["scale_sd"]) if term else (1.0, 0.0)
         if term:
             pred.calibrated = True
-        pred.slot_ms[slot_name] = layer.count * e.latency_ms * scale
-        latency += layer.count * e.latency_ms * scale
-        lat_var += (layer.count * e.lat_err * scale) ** 2 + (layer.count * e.latency_ms * scale_sd) ** 2
+        fixed = overheads.get(slot_name, {"ms": 0.0, "sd_ms": 0.0})  # the occupied slot's own cost
+        pred.slot_ms[slot_name] = layer.count * e.latency_ms * scale + fixed["ms"]
+        latency += layer.count * e.latency_ms * scale + fixed["ms"]
+        lat_var += ((layer.count * e.lat_err * scale) ** 2 + (layer.count * e.latency_ms * scale_sd) ** 2
+                    + fixed["sd_ms"] ** 2)
         temporal_params += layer.count * e.param_bytes
         held = shape.batch * shape.tokens * shape.channels * shape.dtype_bytes if layer.count >= 2 else 0
         live = bb["slot_live_bytes"].get(slot_name, 0)

@@ -37,6 +37,7 @@ class UnsureMeasurement:
     measured_ms: float | None
     status: str
     provenance: str = "measured-during-search"
+    speed: float | None = None  # the backbone's time now over the table's (the measurement was divided by it)
 
     def as_event(self) -> dict:
         return {"event": "lut_measured_when_unsure", **asdict(self)}
@@ -77,11 +78,30 @@ def measure_if_unsure(table, space, prediction, lut_config, threshold_ms: float 
             table.check_compatible(profiler.fingerprint(), f"the workers' device ({lut_config.backend} on "
                                                            f"{lut_config.device})")
         m = profiler.measure_backbone(space) if key == backbone_key(space) else profiler.measure_op(OpShape.from_key(key))
+        speed = _to_table_speed(table, space, profiler, m) if key != backbone_key(space) else None
         table.add(key, m, provenance="measured-during-search", protocol=profiler.fingerprint())
-        out.append(UnsureMeasurement(key, est[0], est[1], limit, m.latency_ms if m.status == "ok" else None, m.status))
+        out.append(UnsureMeasurement(key, est[0], est[1], limit, m.latency_ms if m.status == "ok" else None, m.status,
+                                     speed=speed))
     if out and save_to is not None:
         table.save(save_to)
     return out
+
+
+def _to_table_speed(table, space, profiler, m) -> float | None:
+    """Scale an operator measured now to the speed the table's backbone row was measured at
+    (the machine may run slower or faster than at the build; lookup_tables.paired): the
+    backbone is timed right after the operator. Returns the factor divided by, or None where
+    the table measured no backbone."""
+    row = table.row(backbone_key(space))
+    if m.status != "ok" or row is None or row["status"] != "ok":
+        return None
+    now = profiler.measure_backbone(space)
+    if now.status != "ok" or not now.latency_ms > 0:
+        return None
+    speed = now.latency_ms / row["latency_ms"]
+    m.latency_ms, m.latency_p10_ms, m.latency_p90_ms = (v / speed for v in (m.latency_ms, m.latency_p10_ms,
+                                                                               m.latency_p90_ms))
+    return speed
 
 
 def _estimate(table, space, key: str) -> tuple[float, float] | None:

@@ -2,19 +2,22 @@
 
 Latency is measured paired (``lookup_tables.paired``): each network interleaved with the
 backbone alone, A, B, A, B on the same inputs and threads, so the machine's drift cancels in
-the difference. The report compares, over the sample:
+the difference, and each round is scaled to the speed the table's backbone row was measured
+at (the machine's slower states scale the temporal layers too). The report compares, over
+the sample:
 
 * ``latency``: whole networks, predicted vs measured (share within ±5 %/±10 %, MAPE, RMSE on
-  the network's own median; Spearman and Kendall on the drift-corrected latency, the pass's
-  backbone median plus the network's paired temporal part, which is what orders a front);
+  the network's own median as measured; Spearman and Kendall on the drift-corrected latency,
+  the network's median at the table's speed, which is what orders a front);
 * ``temporal``: the temporal part (network − backbone), predicted vs measured;
 * ``ceiling``: the same statistics between two independent passes of the same protocol, what
   a perfect predictor could reach against this noise;
-* ``actions``: random (parent, action) pairs, ΔLatency measured paired (child vs parent) and
-  ΔMemory, against the prediction's differences;
-* ``memory``: the prediction vs the real peak — the resident-set high-water mark of a fresh
-  process on CPU (``lookup_tables.rss``), the CUDA allocator's ``max_memory_allocated`` on GPU
-  — never the live-tensor tracker the prediction is built from.
+* ``actions``: random (parent, action) pairs, ΔLatency measured paired (child vs parent, with
+  the backbone in each round for the speed) and ΔMemory, against the prediction's differences;
+* ``memory``: the prediction vs the device allocator's peak — on CPU the blocks PyTorch's
+  allocator hands out as ``torch.profiler`` records them, on GPU ``max_memory_allocated`` —
+  never the live-tensor tracker the prediction is built from (``rss``: the resident-set
+  high-water mark of a fresh process, the operating system's view, ±20 % at a 1.6 MB peak).
 Worst cases are listed with their operators (nn-Meter's way of stating accuracy).
 """
 from __future__ import annotations
@@ -136,29 +139,32 @@ def _sample_actions(space: SearchSpace, n: int, seed: int) -> list:
     return out
 
 
+MEMORY_METERS = ("real", "rss", "tracker")
+
+
 def _real_memory(profiler, space: SearchSpace, archs: list, lut_config: LutConfig, memory: str) -> dict:
+    """``real``: the device allocator's peak (CUDA, or the CPU allocator's recorded blocks);
+    ``rss``: the resident-set high-water mark of a fresh process (CPU, Linux); ``tracker``:
+    the live-tensor tracker the table is built with (proves nothing; for comparison)."""
     from lookup_tables.build import op_options
 
     if memory == "tracker":
         return {str(a): {**profiler.measure_network(space, a).as_dict(), "meter": "live-tensor tracker"}
                 for a in archs}
-    if lut_config.backend != "torch":
+    if lut_config.backend != "torch" or profiler.device.type not in ("cpu", "cuda"):
         return {}
-    if profiler.device.type == "cuda":
-        out = {}
-        for a in archs:
-            m = profiler.peak_memory_cuda(space, a)
-            fn = profiler.network_call(space, a)
-            m["param_bytes"] = sum(p.numel() * p.element_size() for p in fn.module.parameters())
-            m["input_bytes"] = sum(t.numel() * t.element_size() for t in fn.inputs)
-            m["memory_bytes"] = m["param_bytes"] + m["input_bytes"] + m["activation_peak_bytes"]
-            out[str(a)] = m
-        return out
-    if profiler.device.type == "cpu":
+    if memory == "rss":
+        if profiler.device.type != "cpu":
+            raise LutError("--memory rss measures CPU processes; on cuda use real")
         from lookup_tables.rss import rss_peaks
 
         return rss_peaks(space, archs, lut_config, op_options(space))
-    return {}
+    out = {}
+    for a in archs:
+        m = profiler.peak_memory(space, a)
+        m["memory_bytes"] = m["param_bytes"] + m["input_bytes"] + m["activation_peak_bytes"]
+        out[str(a)] = m
+    return out
 
 
 def temporal_accuracy(pairs: list[tuple[float, float]], ceilings: list[float] | None = None) -> dict:
@@ -178,17 +184,19 @@ def temporal_accuracy(pairs: list[tuple[float, float]], ceilings: list[float] | 
 
 def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20, seed: int = 0,
              worst: int = 5, progress=None, statistic: str = "median", passes: int = 2, actions: int = 0,
-             memory: str = "real", exclude=()) -> dict:
+             memory: str = "real", exclude=(), scale_to_table: bool = True) -> dict:
     """``statistic`` (median, p10, p90) of the table's rows and of the measured networks is
     compared (whole networks; temporal parts are medians of paired differences). ``passes``:
     independent passes over the sample (2 gives the noise ceiling). ``actions``: random
-    (parent, action) pairs to check. ``memory``: ``real`` (allocator / resident set) or
-    ``tracker`` (the live-tensor tracker, as the build). ``exclude``: architectures not to
-    sample (e.g. those a calibration was fitted on)."""
+    (parent, action) pairs to check. ``memory``: ``real`` (the device allocator's peak),
+    ``rss`` (resident set, CPU) or ``tracker`` (the live-tensor tracker, as the build).
+    ``exclude``: architectures not to sample (e.g. those a calibration was fitted on).
+    ``scale_to_table``: state the paired measurements at the speed the table's backbone row
+    was measured at (False: as measured)."""
     from lookup_tables.build import op_options
 
-    if memory not in ("real", "tracker"):
-        raise LutError(f"memory {memory!r}; allowed: real, tracker")
+    if memory not in MEMORY_METERS:
+        raise LutError(f"memory {memory!r}; allowed: {', '.join(MEMORY_METERS)}")
     table = table.with_statistic(statistic)
     profiler = create_profiler(lut_config, space.config.dtype, op_options(space))
     fingerprint = profiler.fingerprint()
@@ -198,7 +206,10 @@ def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20
     archs = [a for a in sample_architectures(space, samples + len(excluded), seed) if str(a) not in excluded][:samples]
     if space.empty not in archs:
         archs = [space.empty] + archs[:samples - 1]
-    meter = PairedMeter(profiler, space, lut_config.repeats, lut_config.warmup)
+    # Measurements are stated at the table's speed: each round scaled by the table's backbone
+    # over the backbone's running median (lookup_tables.paired); the plain ones are kept too.
+    ref_ms = table.predict(space, space.empty, calibrated=False).backbone_ms if scale_to_table else None
+    meter = PairedMeter(profiler, space, lut_config.repeats, lut_config.warmup, ref_ms=ref_ms)
     calibrated = bool(table.meta.get("calibration"))
     step, total = 0, passes * len(archs) + actions
     runs: list[dict] = []
@@ -226,7 +237,10 @@ def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20
                              "latency_ms": {"predicted": pc.latency_ms - pp.latency_ms,
                                             "predicted_uncalibrated": pc.uncalibrated_latency_ms - pp.uncalibrated_latency_ms,
                                             "measured": p.diff_ms, "noise_se": p.diff_se_ms,
-                                            "in_situ": p.situ_diff_ms, "in_situ_se": p.situ_se_ms},
+                                            "measured_raw": p.raw_diff_ms, "speed": p.speed,
+                                            "in_situ": p.situ_diff_ms, "in_situ_se": p.situ_se_ms,
+                                            "predicted_in_layers": (pc.latency_ms - _fixed_ms(table, child))
+                                            - (pp.latency_ms - _fixed_ms(table, parent))},
                              "_mem": (pc.memory_bytes - pp.memory_bytes, str(child), str(parent))})
     mem_archs = list(dict.fromkeys(archs + [space.parse(c["child"]) for c in action_cases]
                                    + [space.parse(c["parent"]) for c in action_cases]))
@@ -258,12 +272,14 @@ def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20
             "latency_ms": {"predicted": pred.latency_ms, "predicted_uncalibrated": pred.uncalibrated_latency_ms,
                            "measured": measured, "measured_median": got.a_ms, "measured_p10": got.a_p10_ms,
                            "measured_p90": got.a_p90_ms, "backbone_measured": got.b_ms,
-                           "drift_corrected": backbone_ref + got.diff_ms,
+                           "drift_corrected": _corrected(got, backbone_ref),
                            "rel_error": (pred.latency_ms - measured) / measured},
             "temporal_ms": {"predicted": pred.temporal_ms,
                             "predicted_uncalibrated": pred.uncalibrated_latency_ms - pred.backbone_ms,
-                            "measured": got.diff_ms, "se": got.diff_se_ms,
+                            "measured": got.diff_ms, "se": got.diff_se_ms, "measured_raw": got.raw_diff_ms,
+                            "speed": got.speed,
                             "in_situ": got.situ_diff_ms, "in_situ_se": got.situ_se_ms,
+                            "predicted_in_layers": pred.temporal_ms - _fixed_ms(table, arch),
                             "passes": [r[key].diff_ms for r in runs if not isinstance(r.get(key), Exception)]},
             "estimated": pred.missing,
         }
@@ -285,21 +301,26 @@ def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20
     latency.update(spearman=spearman(predicted, corrected), kendall=kendall(predicted, corrected),
                    spearman_unpaired=spearman(predicted, [m for _, m in lat]),
                    spearman_uncalibrated=spearman([c["latency_ms"]["predicted_uncalibrated"] for c in ok], corrected))
-    noise = [_ceiling_noise(c) for c in ok]
-    temporal = temporal_accuracy([(c["temporal_ms"]["predicted"], c["temporal_ms"]["measured"]) for c in ok], noise)
-    situ = [(c["temporal_ms"]["predicted"], c["temporal_ms"]["in_situ"]) for c in ok
+    # The backbone alone has no temporal part: its measured one is noise around 0, no relative error.
+    layered = [c for c in ok if space.parse(c["arch"]).total_layers > 0]
+    noise = [_ceiling_noise(c) for c in layered]
+    temporal = temporal_accuracy([(c["temporal_ms"]["predicted"], c["temporal_ms"]["measured"]) for c in layered],
+                                 noise)
+    situ = [(c["temporal_ms"]["predicted_in_layers"], c["temporal_ms"]["in_situ"]) for c in layered
             if c["temporal_ms"]["in_situ"] is not None]
     # The temporal layers timed inside the network (hooks, same clock): the same quantity
     # without the backbone's noise, but blind to effects on the backbone's own time.
     temporal["in_situ"] = temporal_accuracy(situ) if situ else None
     temporal["uncalibrated"] = temporal_accuracy(
-        [(c["temporal_ms"]["predicted_uncalibrated"], c["temporal_ms"]["measured"]) for c in ok], noise)
+        [(c["temporal_ms"]["predicted_uncalibrated"], c["temporal_ms"]["measured"]) for c in layered], noise)
     report = {
         "samples": len(archs), "measured_ok": len(ok), "passes": len(runs), "calibrated": calibrated,
         "latency": latency, "temporal": temporal, "ceiling": _ceiling(runs, archs, backbone_ref),
         "memory": accuracy(mem), "memory_activation": accuracy(act),
         "memory_meter": next((c["memory_bytes"]["meter"] for c in ok if "memory_bytes" in c), None),
         "actions": _action_report(action_cases),
+        "scaled_to_table_speed": ref_ms is not None, "table_backbone_ms": ref_ms,
+        "machine_speed": _spread([c["temporal_ms"]["speed"] for c in ok if c["temporal_ms"]["speed"] is not None]),
         "measurement_spread_p10_p90": {
             "median": _median([(c["latency_ms"]["measured_p90"] - c["latency_ms"]["measured_p10"])
                                / c["latency_ms"]["measured_median"] for c in ok]) if ok else None},
@@ -312,6 +333,23 @@ def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20
         "statistic": statistic,
     }
     return report
+
+
+def _fixed_ms(table, arch) -> float:
+    """The calibration's fixed cost of ``arch``'s occupied slots outside their layers: no part
+    of what the in-situ hooks time."""
+    overheads = (table.meta.get("calibration") or {}).get("overheads") or {}
+    return sum(overheads.get(slot, {}).get("outside_ms", 0.0) for slot in arch.keys())
+
+
+def _corrected(p, backbone_ref: float) -> float:
+    """A whole network's time with the machine's drift taken out: at the table's speed when
+    the measurement was scaled to it, else the backbone's median plus the paired difference."""
+    return p.a_scaled_ms if p.a_scaled_ms is not None else backbone_ref + p.diff_ms
+
+
+def _spread(values: list[float]) -> dict | None:
+    return {"min": min(values), "median": _median(values), "max": max(values)} if values else None
 
 
 def _ceiling_noise(case: dict) -> float:
@@ -328,9 +366,10 @@ def _ceiling(runs: list[dict], archs: list, backbone_ref: float) -> dict:
     keys = [str(a) for a in archs if not isinstance(runs[0].get(str(a)), Exception)
             and not isinstance(runs[1].get(str(a)), Exception)]
     ref2 = _median([runs[1][k].b_ms for k in keys])
-    one = [backbone_ref + runs[0][k].diff_ms for k in keys]
-    two = [ref2 + runs[1][k].diff_ms for k in keys]
-    t = temporal_accuracy([(runs[1][k].diff_ms, runs[0][k].diff_ms) for k in keys])
+    one = [_corrected(runs[0][k], backbone_ref) for k in keys]
+    two = [_corrected(runs[1][k], ref2) for k in keys]
+    t = temporal_accuracy([(runs[1][str(a)].diff_ms, runs[0][str(a)].diff_ms) for a in archs
+                           if str(a) in keys and a.total_layers > 0])
     whole = accuracy([(runs[1][k].a_ms, runs[0][k].a_ms) for k in keys])
     return {"spearman": spearman(two, one), "kendall": kendall(two, one), "temporal_mape": t["mape"],
             "temporal_within_10pct": t["within_10pct"], "temporal_spearman": t["spearman"],
@@ -355,8 +394,9 @@ def _action_report(cases: list[dict]) -> dict:
     sign, within = share("predicted")
     situ = [c for c in cases if c["latency_ms"]["in_situ"] is not None
             and abs(c["latency_ms"]["in_situ"]) > 2 * c["latency_ms"]["in_situ_se"]]
-    situ_sign = [(c["latency_ms"]["predicted"] > 0) == (c["latency_ms"]["in_situ"] > 0) for c in situ]
-    situ_within = [s and abs(c["latency_ms"]["predicted"] - c["latency_ms"]["in_situ"]) <= 0.2 * abs(c["latency_ms"]["in_situ"])
+    situ_sign = [(c["latency_ms"]["predicted_in_layers"] > 0) == (c["latency_ms"]["in_situ"] > 0) for c in situ]
+    situ_within = [s and abs(c["latency_ms"]["predicted_in_layers"] - c["latency_ms"]["in_situ"])
+                   <= 0.2 * abs(c["latency_ms"]["in_situ"])
                    for s, c in zip(situ_sign, situ)]
     sign_u, within_u = share("predicted_uncalibrated")
     mem = [c for c in cases if "memory_bytes" in c]

@@ -1,13 +1,17 @@
 """Issue 11 targets on the tiny space: what the search uses, measured paired.
 
 Builds the tiny table (tiny.yaml's protocol), fits the calibration on its default design
-(one network per operator and slot), then validates 30 other random networks in two
-passes (each interleaved with the backbone: A, B, A, B) and 30 random (parent, action)
-pairs (child interleaved with parent), with the memory peak of a fresh process (CPU) or the
-CUDA allocator. Prints each target as met or missed with its number; writes
-results/lut_paired_<device>.json.
+(each operator alone at each slot, with one and with its most layers; source ``both`` on
+CPU: scales from the layers timed in situ, a fixed cost per slot from the paired
+differences), then validates 30 other random networks in two passes (each interleaved with
+the backbone: A, B, A, B) and 30 random (parent, action) pairs (child, parent and backbone
+interleaved), every round scaled to the speed of the table's backbone row
+(``lookup_tables.paired``), with the memory peak of the device's allocator (CPU: the blocks
+torch.profiler records; CUDA: max_memory_allocated). Prints each target as met or missed
+with its number; writes results/lut_paired_<device>.json. About 30 min on a 2-core CPU.
 
-    .venv/bin/python experiments/benchmarks/lut_paired.py [--samples 30] [--actions 30] [--rounds 30]
+    .venv/bin/python experiments/benchmarks/lut_paired.py [--samples 30] [--actions 30] [--rounds 300]
+        [--calibration-rounds 400]
 """
 from __future__ import annotations
 
@@ -59,8 +63,9 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "experiments" / "tiny.yaml"))
     ap.add_argument("--samples", type=int, default=30)
     ap.add_argument("--actions", type=int, default=30)
-    ap.add_argument("--rounds", type=int, default=30, help="A,B rounds per pair")
-    ap.add_argument("--source", help="calibration source: in_situ (default on cpu) or paired (default elsewhere)")
+    ap.add_argument("--rounds", type=int, default=300, help="A,B rounds per validated pair")
+    ap.add_argument("--calibration-rounds", type=int, default=400, help="A,B rounds per calibration network")
+    ap.add_argument("--source", help="calibration source: both (default on cpu), in_situ or paired (default elsewhere)")
     ap.add_argument("--out-dir")
     ap.add_argument("--name")
     args = ap.parse_args()
@@ -76,7 +81,8 @@ def main() -> None:
         table = build_table(space, cfg, Path(tmp) / "t.parquet", progress=False)
         result["build_seconds"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        cal = calibrate(table, space, check, source=args.source or ("in_situ" if args.device == "cpu" else "paired"))
+        cal = calibrate(table, space, check, rounds=args.calibration_rounds,
+                        source=args.source or ("both" if args.device == "cpu" else "paired"))
         result["calibration_seconds"] = time.perf_counter() - t1
         result["calibration"] = cal
         t2 = time.perf_counter()

@@ -296,16 +296,21 @@ class TorchProfiler(Profiler):
                         fn.situ_ms.append((fn.situ[0] - s0) * 1e3)
         return out
 
-    def peak_memory_cuda(self, space: SearchSpace, arch: Architecture) -> dict:
-        """The CUDA allocator's peak of one forward (after a warm-up call), whole network."""
-        from lookup_tables.memory import CudaMeter
+    def peak_memory(self, space: SearchSpace, arch: Architecture) -> dict:
+        """The device allocator's peak of one forward (after a warm-up call), whole network: CUDA's
+        ``max_memory_allocated``, or on CPU the allocator's blocks as ``torch.profiler`` records them."""
+        from lookup_tables.memory import CpuAllocatorMeter, CudaMeter
 
         fn = self.network_call(space, arch)
+        cuda = self.device.type == "cuda"
         with fixed_threads(self.config.options.threads), torch.no_grad():
             fn()
-            with CudaMeter(self.device) as meter:
+            with (CudaMeter(self.device) if cuda else CpuAllocatorMeter()) as meter:
                 fn()
-        return {"activation_peak_bytes": int(meter.peak_bytes), "meter": "cuda max_memory_allocated"}
+        return {"activation_peak_bytes": int(meter.peak_bytes),
+                "param_bytes": sum(p.numel() * p.element_size() for p in fn.module.parameters()),
+                "input_bytes": sum(t.numel() * t.element_size() for t in fn.inputs),
+                "meter": "cuda max_memory_allocated" if cuda else "cpu allocator events (torch.profiler)"}
 
 
 class NetworkCall(torch.nn.Module):

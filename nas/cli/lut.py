@@ -60,7 +60,10 @@ def register(sub) -> None:
     p.add_argument("--statistic", default="median", help="compare the median, p10 or p90 latency")
     p.add_argument("--passes", type=int, default=2, help="independent passes (2 gives the noise ceiling)")
     p.add_argument("--actions", type=int, default=0, help="random (parent, action) pairs to check")
-    p.add_argument("--memory", default="real", help="real (allocator / resident-set peak) or tracker")
+    p.add_argument("--memory", default="real", help="real (the device allocator's peak), rss (resident set of a fresh "
+                                                    "process; cpu) or tracker (the build's own meter)")
+    p.add_argument("--as-measured", action="store_true",
+                   help="compare paired times as measured, not scaled to the speed of the table's backbone row")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_validate)
 
@@ -69,7 +72,8 @@ def register(sub) -> None:
     p.add_argument("config")
     p.add_argument("--repeats", type=int, help="A,B rounds per network (default: the table's repeats)")
     p.add_argument("--warmup", type=int)
-    p.add_argument("--source", help="in_situ (temporal layers timed inside the network; cpu, the default there) "
+    p.add_argument("--source", help="both (scales from the temporal layers timed inside the network, a fixed "
+                                    "cost per slot from network - backbone; cpu, the default there), in_situ, "
                                     "or paired (network - backbone; the default elsewhere)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_calibrate)
@@ -193,10 +197,13 @@ def run_show(args) -> int:
     cal = summary["calibration"]
     if cal:
         console.print(f"calibration ({cal['fitted_at']}, {len(cal['observations'])} networks, "
-                      f"source {cal.get('protocol', {}).get('source', 'paired')}, residual RMS "
+                      f"source {cal.get('source') or cal.get('protocol', {}).get('source', 'paired')}, residual RMS "
                       f"{cal['residual_rms_ms']:.3f} ms): scale ± sd per operator and slot")
         for key, term in cal["terms"].items():
             console.print(f"  {term['op']}@{term['slot']}: {term['scale']:.3f} ± {term['scale_sd']:.3f} ({key})")
+        for slot, o in (cal.get("overheads") or {}).items():
+            console.print(f"  fixed cost of an occupied {slot}: {o['ms']:+.3f} ± {o['sd_ms']:.3f} ms "
+                          f"({o['in_layers_ms']:+.3f} in its layers, {o['outside_ms']:+.3f} outside)")
     for op, err in summary["estimator_loo"].items():
         lat = err["latency_ms"]["rms_relative_error"]
         console.print(f"estimate error (leave-one-out RMS) {op}: latency "
@@ -236,7 +243,7 @@ def run_validate(args) -> int:
     if args.passes < 1 or args.actions < 0:
         raise CliError("--passes must be at least 1 and --actions non-negative")
     report = validate(table, _space(exp), cfg, samples=args.samples, seed=args.seed, statistic=args.statistic,
-                      passes=args.passes, actions=args.actions, memory=args.memory,
+                      passes=args.passes, actions=args.actions, memory=args.memory, scale_to_table=not args.as_measured,
                       progress=None if args.json else lambda i, a, n: print(f"[{i + 1}/{n}] {a}", file=sys.stderr))
     if args.json:
         emit_json(report)
@@ -247,6 +254,11 @@ def run_validate(args) -> int:
             print(f"{what}: {a['within_5pct']:.0%} within ±5 %, {a['within_10pct']:.0%} within ±10 %, "
                   f"MAPE {a['mape']:.2%}, RMSE {a['rmse']:.4g} over {a['n']} networks")
     print(f"memory measured by: {report['memory_meter'] or 'nothing (this backend does not run the network)'}")
+    speed = report["machine_speed"]
+    if report["scaled_to_table_speed"] and speed:
+        print(f"machine speed: the backbone took {speed['min']:.2f}-{speed['max']:.2f}x "
+              f"(median {speed['median']:.2f}x) the table's {report['table_backbone_ms']:.3f} ms; "
+              "paired times are stated at the table's speed")
     lat, tem, ceil = report["latency"], report["temporal"], report["ceiling"]
     print(f"rank (drift-corrected, paired): Spearman {_f(lat['spearman'])}, Kendall {_f(lat['kendall'])}; "
           f"two-pass ceiling Spearman {_f(ceil['spearman'])}")
@@ -280,7 +292,7 @@ def run_calibrate(args) -> int:
     table = LookupTable.load(args.lut)
     exp = load_experiment(args.config)
     cfg = table_protocol(table, exp.lut, args.repeats, args.warmup)
-    source = args.source or ("in_situ" if cfg.backend == "torch" and cfg.device == "cpu" else "paired")
+    source = args.source or ("both" if cfg.backend == "torch" and cfg.device == "cpu" else "paired")
     doc = calibrate(table, _space(exp), cfg, source=source,
                     progress=None if args.json else lambda i, a: print(f"[{i + 1}] {a}", file=sys.stderr))
     table.save(args.lut)
@@ -291,6 +303,9 @@ def run_calibrate(args) -> int:
           f"(residual RMS {doc['residual_rms_ms']:.3f} ms)")
     for term in doc["terms"].values():
         print(f"  {term['op']}@{term['slot']}: scale {term['scale']:.3f} ± {term['scale_sd']:.3f}")
+    for slot, o in (doc.get("overheads") or {}).items():
+        print(f"  fixed cost of an occupied {slot}: {o['ms']:+.3f} ± {o['sd_ms']:.3f} ms "
+              f"({o['in_layers_ms']:+.3f} in its layers, {o['outside_ms']:+.3f} outside)")
     return 0
 
 

@@ -56,6 +56,63 @@ class _FakeProfiler:
         return out
 
 
+def test_a_slower_machine_state_is_scaled_to_the_tables_speed():
+    # The machine spends rounds in a state 1.5x slower; there the temporal layers are slower too.
+    slow = [1.0] * 8 + [1.5] * 25 + [1.0] * 7
+    b = [20.0 * k for k in slow]
+    a = [(20.0 + 2.0) * k for k in slow]
+    plain = paired_stats(a, b)
+    assert plain.diff_ms == pytest.approx(3.0)  # the slow state's 2 ms x 1.5 wins the median
+    p = paired_stats(a, b, ref_ms=20.0)
+    assert p.diff_ms == pytest.approx(2.0) and p.raw_diff_ms == pytest.approx(3.0)
+    assert p.a_scaled_ms == pytest.approx(22.0) and p.speed == pytest.approx(1.5)
+    # Against a table built on a machine twice as fast, the same rounds read at half.
+    assert paired_stats(a, b, ref_ms=10.0).diff_ms == pytest.approx(1.0)
+    # An action's child and parent: the speed comes from the backbone timed beside them.
+    child, parent = [(25.0 + 1.0) * k for k in slow], [25.0 * k for k in slow]
+    assert paired_stats(child, parent, ref=b, ref_ms=20.0).diff_ms == pytest.approx(1.0)
+
+
+def test_paired_meter_times_the_backbone_beside_an_action(tiny_space):
+    prof = _FakeProfiler()
+    parent = Architecture({"mid": Layer("conv1d", 1)})
+    child = Architecture({"mid": Layer("conv1d", 2)})
+    p = PairedMeter(prof, tiny_space, rounds=3, warmup=0, ref_ms=100.0).measure(child, parent)
+    assert prof.calls == [str(child), str(parent), "empty"] * 3
+    assert p.speed is not None and p.raw_diff_ms == pytest.approx(10.0 - 3.0)
+
+
+def test_cpu_allocator_meter_is_the_allocators_peak():
+    import torch
+
+    from lookup_tables.memory import CpuAllocatorMeter
+
+    mib = 1 << 20
+    keep = torch.empty(mib // 4)  # allocated before: not counted
+    with CpuAllocatorMeter() as m:
+        x = torch.empty(mib // 4)  # 1 MiB
+        y = torch.empty(2 * mib // 4)  # 2 MiB: 3 MiB live
+        del x, y
+        z = torch.empty(mib // 4)
+        del z
+    assert m.peak_bytes == 3 * mib
+    del keep
+
+
+def test_real_memory_on_cpu_is_the_allocators_and_repeats(tiny_space):
+    from lookup_tables.profilers.torch_backend import TorchProfiler
+    from lookup_tables.validate import _real_memory
+
+    arch = Architecture({"up1": Layer("self_attn1d", 2)})
+    prof = TorchProfiler(FAST, "float32", {"qk_norm": True, "rope": True})
+    one = _real_memory(prof, tiny_space, [tiny_space.empty, arch], FAST, "real")
+    two = _real_memory(prof, tiny_space, [arch], FAST, "real")
+    assert one[str(arch)]["meter"].startswith("cpu allocator")
+    assert one[str(arch)] == two[str(arch)]  # exact: the allocator's record, not the resident set
+    assert one[str(arch)]["activation_peak_bytes"] > 0
+    assert one[str(arch)]["param_bytes"] > one["empty"]["param_bytes"]
+
+
 def test_paired_meter_alternates_network_and_reference(tiny_space):
     prof = _FakeProfiler()
     arch = Architecture({"mid": Layer("conv1d", 2)})
@@ -69,10 +126,13 @@ def test_calibration_fit_recovers_a_scale_and_prediction_applies_it(tiny_table_p
     key = tiny_space.slot("mid").shape("conv1d").key
     op_ms = table.row(key)["latency_ms"]
     arch = Architecture({"mid": Layer("conv1d", 2)})
-    obs = [{"arch": str(arch), "temporal_ms": 2 * op_ms * 1.5, "se_ms": 1e-4 * op_ms}]
+    # One and two layers (the default design's pair) tell the scale from the slot's fixed cost.
+    obs = [{"arch": str(Architecture({"mid": Layer("conv1d", n)})), "temporal_ms": n * op_ms * 1.5,
+            "se_ms": 1e-4 * op_ms} for n in (1, 2)]
     doc = fit(table, tiny_space, obs, noise_floor=0.0)
     term = doc["terms"][key]
     assert term["scale"] == pytest.approx(1.5, rel=1e-3) and term["scale_sd"] < 0.01
+    assert doc["overheads"]["mid"]["ms"] == pytest.approx(0.0, abs=1e-3 * op_ms)
     assert term["op"] == "conv1d" and term["slot"] == "mid"
     plain = table.predict(tiny_space, arch)
     assert not plain.calibrated
@@ -84,23 +144,61 @@ def test_calibration_fit_recovers_a_scale_and_prediction_applies_it(tiny_table_p
     # A term no network informs stays at the prior: noisy evidence barely moves it.
     noisy = fit(table, tiny_space, [{"arch": str(arch), "temporal_ms": 10 * op_ms, "se_ms": 100 * op_ms}])
     assert noisy["terms"][key]["scale"] == pytest.approx(1.0, abs=0.01)
-    assert len(default_design(tiny_space)) == sum(len(s.ops) for s in tiny_space.slots)
+    assert len(default_design(tiny_space)) == sum(len(s.ops) * len({1, s.max_layers}) for s in tiny_space.slots)
+
+
+def test_calibration_from_both_sources_separates_scales_from_a_slots_fixed_costs(tiny_table_path, tiny_space):
+    table = LookupTable.load(tiny_table_path)
+    conv, attn = (tiny_space.slot("mid").shape(op).key for op in ("conv1d", "self_attn1d"))
+    c_ms, a_ms = table.row(conv)["latency_ms"], table.row(attn)["latency_ms"]
+    first, hook = 0.3 * c_ms, 0.4 * c_ms  # an occupied mid's cost in its layers, and outside them
+    obs = []
+    for op, ms, scale in (("conv1d", c_ms, 1.5), ("self_attn1d", a_ms, 0.8)):
+        for n in (1, 2):
+            arch = Architecture({"mid": Layer(op, n)})
+            # In-situ hooks time only the layers; the paired difference also holds the hook's cost.
+            obs.append({"arch": str(arch), "in_situ_ms": n * ms * scale + first, "in_situ_se_ms": 1e-4 * ms,
+                        "paired_ms": n * ms * scale + first + hook, "paired_se_ms": 1e-4 * ms})
+    doc = fit(table, tiny_space, obs, noise_floor=0.0, source="both")
+    assert doc["terms"][conv]["scale"] == pytest.approx(1.5, rel=1e-3)
+    assert doc["terms"][attn]["scale"] == pytest.approx(0.8, rel=1e-3)
+    mid = doc["overheads"]["mid"]
+    assert mid["in_layers_ms"] == pytest.approx(first, rel=1e-3) and mid["outside_ms"] == pytest.approx(hook, rel=1e-3)
+    assert mid["ms"] == pytest.approx(first + hook, rel=1e-3) and mid["networks"] == 4
+    table.meta["calibration"] = doc
+    one = Architecture({"mid": Layer("conv1d", 1)})
+    plain = table.predict(tiny_space, one, calibrated=False)
+    # Counted once per occupied slot, not per layer.
+    assert table.predict(tiny_space, one).temporal_ms == pytest.approx(1.5 * plain.temporal_ms + first + hook,
+                                                                      rel=1e-3)
+    assert table.predict(tiny_space, tiny_space.empty).temporal_ms == 0
+    # From in-situ rows alone the hook's cost is invisible.
+    situ = fit(table, tiny_space, [dict(o, temporal_ms=o["in_situ_ms"], se_ms=o["in_situ_se_ms"]) for o in obs],
+               noise_floor=0.0, source="in_situ")
+    assert situ["overheads"]["mid"]["ms"] == pytest.approx(first, rel=1e-3) and situ["overheads"]["mid"]["outside_ms"] == 0
 
 
 def test_calibration_survives_save_and_shows(tiny_table_path, tiny_space, tmp_path, hwnas):
     table = LookupTable.load(tiny_table_path)
     arch = Architecture({"mid": Layer("conv1d", 1)})
     key = tiny_space.slot("mid").shape("conv1d").key
-    table.meta["calibration"] = fit(table, tiny_space, [{"arch": str(arch), "se_ms": 1e-6,
-                                                         "temporal_ms": 0.5 * table.row(key)["latency_ms"]}])
+    table.meta["calibration"] = fit(table, tiny_space, [
+        {"arch": str(Architecture({"mid": Layer("conv1d", n)})), "se_ms": 1e-6,
+         "in_situ_ms": 0.5 * n * table.row(key)["latency_ms"], "in_situ_se_ms": 1e-6,
+         "paired_ms": 0.5 * n * table.row(key)["latency_ms"] + 0.25, "paired_se_ms": 1e-6} for n in (1, 2)],
+        source="both", noise_floor=0.0)
     path = table.save(tmp_path / "c.parquet")
     assert json.loads((tmp_path / "c.parquet.json").read_text())["calibration"]["terms"][key]["scale"] < 0.6
     out = hwnas("lut", "show", path)
     assert out.returncode == 0 and "conv1d@mid: 0.5" in out.stdout
+    shown = " ".join(out.stdout.split())  # rich wraps lines
+    assert "source both" in shown and "fixed cost of an occupied mid: +0.250" in shown
     cfg = write_experiment(tmp_path / "e.yaml", tiny_space_dict())
     cal = json.loads(hwnas("lut", "predict", path, cfg, "--arch", str(arch), "--json").stdout)
     raw = json.loads(hwnas("lut", "predict", path, cfg, "--arch", str(arch), "--uncalibrated", "--json").stdout)
-    assert cal["calibrated"] and not raw["calibrated"] and cal["latency_ms"] < raw["latency_ms"]
+    op_ms = table.row(key)["latency_ms"]
+    assert cal["calibrated"] and not raw["calibrated"]
+    assert cal["latency_ms"] == pytest.approx(raw["latency_ms"] - 0.5 * op_ms + 0.25, rel=1e-3)
     assert cal["uncalibrated_latency_ms"] == pytest.approx(raw["latency_ms"])
 
 
@@ -142,6 +240,30 @@ def test_measured_when_unsure_measures_only_what_could_change_the_decision(tiny_
     assert groups["estimated"] == []
 
 
+def test_measured_when_unsure_is_stated_at_the_tables_speed(tiny_table_path, tiny_space):
+    from lookup_tables.profilers.base import Measurement
+    from lookup_tables.profilers.torch_backend import TorchProfiler
+
+    table = LookupTable.load(tiny_table_path)
+    key = tiny_space.slot("up1").shape("self_attn1d").key
+    table.rows = table.rows.drop(index=key)
+    table._estimator = None
+    bb = table.row(backbone_key(tiny_space))["latency_ms"]
+
+    class TwiceAsSlow(TorchProfiler):  # the machine now runs the backbone, and everything, 2x slower
+        def measure_op(self, shape):
+            return Measurement(latency_ms=3.0, latency_p10_ms=2.0, latency_p90_ms=4.0, repeats=5)
+
+        def measure_backbone(self, space):
+            return Measurement(latency_ms=2 * bb, latency_p10_ms=2 * bb, latency_p90_ms=2 * bb, repeats=5)
+
+    pred = table.predict(tiny_space, Architecture({"up1": Layer("self_attn1d", 1)}))
+    prof = TwiceAsSlow(FAST, "float32", {"qk_norm": True, "rope": True})
+    recs = measure_if_unsure(table, tiny_space, pred, FAST, threshold_ms=0.0, profiler=prof)
+    assert recs[0].speed == pytest.approx(2.0) and recs[0].measured_ms == pytest.approx(1.5)
+    assert table.row(key)["latency_ms"] == pytest.approx(1.5) and table.row(key)["latency_p90_ms"] == pytest.approx(2.0)
+
+
 def test_show_lists_rows_by_provenance_and_what_a_space_would_estimate(tiny_table_path, tmp_path, hwnas):
     table = LookupTable.load(tiny_table_path)
     key = table.keys()[1]
@@ -155,7 +277,7 @@ def test_show_lists_rows_by_provenance_and_what_a_space_would_estimate(tiny_tabl
     assert "measured-during-search: 1" in hwnas("lut", "show", path, other).stdout
 
 
-def test_real_memory_is_a_fresh_process_resident_peak(tiny_space):
+def test_rss_memory_is_a_fresh_process_resident_peak(tiny_space):
     from lookup_tables.memory import TrackerMeter
     from lookup_tables.profilers.torch_backend import TorchProfiler
     from lookup_tables.rss import rss_peaks
@@ -182,8 +304,11 @@ def test_validate_reports_paired_temporal_ceiling_actions_and_real_memory(tiny_t
     r = json.loads(out.stdout)
     assert {"spearman", "kendall", "within_10pct", "mape"} <= set(r["latency"])
     assert {"mape", "within_10pct", "spearman"} <= set(r["temporal"])
+    assert r["temporal"]["n"] == 2  # the backbone alone has no temporal part to be relatively right about
     assert {"spearman", "temporal_mape"} <= set(r["ceiling"]) and r["passes"] == 2
-    assert r["memory_meter"].startswith("resident-set") and r["memory"]["n"] == 3
+    assert r["memory_meter"].startswith("cpu allocator") and r["memory"]["n"] == 3
+    # Paired times are stated at the table's speed: its backbone row, and how fast the machine ran.
+    assert r["scaled_to_table_speed"] and r["table_backbone_ms"] > 0 and r["machine_speed"]["median"] > 0
     assert r["actions"]["n"] == 2 and all("memory_bytes" in c for c in r["action_cases"])
     case = next(c for c in r["cases"] if c["arch"] != "empty")
     assert len(case["temporal_ms"]["passes"]) == 2 and case["temporal_ms"]["predicted"] > 0
