@@ -93,7 +93,7 @@ class PairedMeter:
             self._calls[arch] = self.profiler.network_call(self.space, arch)
         return self._calls[arch]
 
-    def measure(self, a, b) -> Paired:
+    def measure(self, a, b, rounds: int | None = None) -> Paired:
         if not self.paired:
             ma, mb = self.profiler.measure_network(self.space, a), self.profiler.measure_network(self.space, b)
             return Paired(ma.latency_ms, mb.latency_ms, ma.latency_ms - mb.latency_ms, 0.0,
@@ -101,7 +101,7 @@ class PairedMeter:
         fa, fb = self._call(a), self._call(b)
         third = self.ref_ms is not None and b != self.space.empty
         fns = [fa, fb, self._call(self.space.empty)] if third else [fa, fb]
-        times = self.profiler.interleaved(fns, self.rounds, self.warmup)
+        times = self.profiler.interleaved(fns, rounds or self.rounds, self.warmup)
         return paired_stats(times[0], times[1], getattr(fa, "situ_ms", None), getattr(fb, "situ_ms", None),
                             ref=times[2] if third else None, ref_ms=self.ref_ms)
 

@@ -184,7 +184,8 @@ def temporal_accuracy(pairs: list[tuple[float, float]], ceilings: list[float] | 
 
 def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20, seed: int = 0,
              worst: int = 5, progress=None, statistic: str = "median", passes: int = 2, actions: int = 0,
-             memory: str = "real", exclude=(), scale_to_table: bool = True) -> dict:
+             memory: str = "real", exclude=(), scale_to_table: bool = True,
+             action_rounds: int | None = None) -> dict:
     """``statistic`` (median, p10, p90) of the table's rows and of the measured networks is
     compared (whole networks; temporal parts are medians of paired differences). ``passes``:
     independent passes over the sample (2 gives the noise ceiling). ``actions``: random
@@ -192,7 +193,8 @@ def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20
     ``rss`` (resident set, CPU) or ``tracker`` (the live-tensor tracker, as the build).
     ``exclude``: architectures not to sample (e.g. those a calibration was fitted on).
     ``scale_to_table``: state the paired measurements at the speed the table's backbone row
-    was measured at (False: as measured)."""
+    was measured at (False: as measured). ``action_rounds``: rounds per action (default: the
+    protocol's repeats, as for networks)."""
     from lookup_tables.build import op_options
 
     if memory not in MEMORY_METERS:
@@ -230,7 +232,7 @@ def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20
         if progress:
             progress(step, f"{parent} {action}", total)
         step += 1
-        p = meter.measure(child, parent)
+        p = meter.measure(child, parent, rounds=action_rounds)
         meter.forget(keep=(space.empty,))
         pc, pp = table.predict(space, child), table.predict(space, parent)
         action_cases.append({"parent": str(parent), "action": str(action), "child": str(child),
@@ -329,7 +331,8 @@ def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20
         "worst_memory": sorted([c for c in ok if "memory_bytes" in c],
                                key=lambda c: -abs(c["memory_bytes"]["rel_error"]))[:worst],
         "failed": failed, "cases": ok, "action_cases": action_cases,
-        "protocol": dict(lut_config.protocol(), paired="A,B interleaved with the backbone", rounds=meter.rounds),
+        "protocol": dict(lut_config.protocol(), paired="A,B interleaved with the backbone", rounds=meter.rounds,
+                         action_rounds=action_rounds or meter.rounds),
         "statistic": statistic,
     }
     return report
@@ -392,6 +395,11 @@ def _action_report(cases: list[dict]) -> dict:
         return sum(sign) / len(clear), sum(within) / len(clear)
 
     sign, within = share("predicted")
+    # Within ±20 % or within twice the measurement's own standard error: where the prediction
+    # is as close as this many rounds can tell.
+    or_noise = [(c["latency_ms"]["predicted"] > 0) == (c["latency_ms"]["measured"] > 0) and
+                abs(c["latency_ms"]["predicted"] - c["latency_ms"]["measured"])
+                <= max(0.2 * abs(c["latency_ms"]["measured"]), 2 * c["latency_ms"]["noise_se"]) for c in clear]
     situ = [c for c in cases if c["latency_ms"]["in_situ"] is not None
             and abs(c["latency_ms"]["in_situ"]) > 2 * c["latency_ms"]["in_situ_se"]]
     situ_sign = [(c["latency_ms"]["predicted_in_layers"] > 0) == (c["latency_ms"]["in_situ"] > 0) for c in situ]
@@ -403,6 +411,8 @@ def _action_report(cases: list[dict]) -> dict:
     mem_ok = [abs(c["memory_bytes"]["predicted"] - c["memory_bytes"]["measured"])
               <= max(0.10 * abs(c["memory_bytes"]["measured"]), 65536) for c in mem]
     return {"n": len(cases), "above_noise": len(clear), "right_sign": sign, "right_sign_within_20pct": within,
+            "right_sign_within_20pct_or_2se": sum(or_noise) / len(clear) if clear else None,
+            "median_noise_se_ms": _median([c["latency_ms"]["noise_se"] for c in cases]),
             "uncalibrated": {"right_sign": sign_u, "right_sign_within_20pct": within_u},
             "in_situ": {"above_noise": len(situ), "right_sign": sum(situ_sign) / len(situ) if situ else None,
                         "right_sign_within_20pct": sum(situ_within) / len(situ) if situ else None},

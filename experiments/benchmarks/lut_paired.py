@@ -52,6 +52,8 @@ def targets(r: dict) -> dict:
     if tem.get("in_situ"):
         out["temporal_in_situ_within_10pct>=90% (diagnostic)"] = (tem["in_situ"]["within_10pct"],
                                                                   (tem["in_situ"]["within_10pct"] or 0) >= 0.9)
+        out["action_sign_and_20pct_or_2se>=90% (diagnostic)"] = (act.get("right_sign_within_20pct_or_2se"),
+                                                                (act.get("right_sign_within_20pct_or_2se") or 0) >= 0.9)
         out["action_in_situ_sign_and_20pct>=90% (diagnostic)"] = (act["in_situ"]["right_sign_within_20pct"],
                                                                   (act["in_situ"]["right_sign_within_20pct"] or 0) >= 0.9)
     return {k: {"value": v, "met": bool(m)} for k, (v, m) in out.items()}
@@ -65,6 +67,7 @@ def main() -> None:
     ap.add_argument("--actions", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=300, help="A,B rounds per validated pair")
     ap.add_argument("--calibration-rounds", type=int, default=400, help="A,B rounds per calibration network")
+    ap.add_argument("--action-rounds", type=int, help="child, parent, backbone rounds per action (default --rounds)")
     ap.add_argument("--source", help="calibration source: both (default on cpu), in_situ or paired (default elsewhere)")
     ap.add_argument("--out-dir")
     ap.add_argument("--name")
@@ -74,7 +77,8 @@ def main() -> None:
     clock = "thread" if args.device == "cpu" else "wall"
     cfg = LutConfig(device=args.device, options={"clock": clock})  # 10 warm-up calls, 50 repeats, 1 thread
     check = LutConfig(device=args.device, options={"clock": clock}, warmup=3, repeats=args.rounds)
-    result = {"machine": machine(), "device": args.device, "space": Path(args.config).name,
+    result = {"machine": machine(), "command": " ".join(["lut_paired.py"] + sys.argv[1:]),
+              "device": args.device, "space": Path(args.config).name,
               "protocol": cfg.protocol(), "validation_protocol": check.protocol()}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,6 +91,7 @@ def main() -> None:
         result["calibration"] = cal
         t2 = time.perf_counter()
         rep = validate(table, space, check, samples=args.samples, seed=0, passes=2, actions=args.actions,
+                       action_rounds=args.action_rounds,
                        exclude=default_design(space),
                        progress=lambda i, a, n: print(f"[{i + 1}/{n}] {a}", file=sys.stderr, flush=True))
         result["validation_seconds"] = time.perf_counter() - t2

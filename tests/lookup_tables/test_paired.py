@@ -175,7 +175,8 @@ def test_calibration_from_both_sources_separates_scales_from_a_slots_fixed_costs
     # From in-situ rows alone the hook's cost is invisible.
     situ = fit(table, tiny_space, [dict(o, temporal_ms=o["in_situ_ms"], se_ms=o["in_situ_se_ms"]) for o in obs],
                noise_floor=0.0, source="in_situ")
-    assert situ["overheads"]["mid"]["ms"] == pytest.approx(first, rel=1e-3) and situ["overheads"]["mid"]["outside_ms"] == 0
+    assert situ["overheads"]["mid"]["ms"] == pytest.approx(first, rel=1e-3)
+    assert situ["overheads"]["mid"]["outside_ms"] == 0
 
 
 def test_calibration_survives_save_and_shows(tiny_table_path, tiny_space, tmp_path, hwnas):
@@ -299,7 +300,7 @@ def test_rss_memory_is_a_fresh_process_resident_peak(tiny_space):
 def test_validate_reports_paired_temporal_ceiling_actions_and_real_memory(tiny_table_path, tmp_path, hwnas):
     cfg = write_experiment(tmp_path / "e.yaml", tiny_space_dict(slots=["mid"], ops=["conv1d", "self_attn1d"]))
     out = hwnas("lut", "validate", tiny_table_path, cfg, "--samples", 3, "--repeats", 5, "--warmup", 1,
-                "--actions", 2, "--json")
+                "--actions", 2, "--action-repeats", 4, "--json")
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     assert {"spearman", "kendall", "within_10pct", "mape"} <= set(r["latency"])
@@ -310,11 +311,20 @@ def test_validate_reports_paired_temporal_ceiling_actions_and_real_memory(tiny_t
     # Paired times are stated at the table's speed: its backbone row, and how fast the machine ran.
     assert r["scaled_to_table_speed"] and r["table_backbone_ms"] > 0 and r["machine_speed"]["median"] > 0
     assert r["actions"]["n"] == 2 and all("memory_bytes" in c for c in r["action_cases"])
+    assert r["protocol"]["rounds"] == 5 and r["protocol"]["action_rounds"] == 4
     case = next(c for c in r["cases"] if c["arch"] != "empty")
     assert len(case["temporal_ms"]["passes"]) == 2 and case["temporal_ms"]["predicted"] > 0
     # The backbone alone: nothing temporal, predicted or timed inside the network.
     empty = next(c for c in r["cases"] if c["arch"] == "empty")
     assert empty["temporal_ms"]["predicted"] == 0 and empty["temporal_ms"]["in_situ"] == 0
+    # Scaled to the table's speed unless asked: the scaled part is the plain one over the speed.
+    assert case["temporal_ms"]["measured"] != case["temporal_ms"]["measured_raw"]
+    plain = hwnas("lut", "validate", tiny_table_path, cfg, "--samples", 2, "--repeats", 3, "--warmup", 1,
+                  "--passes", 1, "--as-measured", "--json")
+    assert plain.returncode == 0, plain.stderr
+    p = json.loads(plain.stdout)
+    assert not p["scaled_to_table_speed"] and p["machine_speed"] is None
+    assert all(c["temporal_ms"]["measured"] == c["temporal_ms"]["measured_raw"] for c in p["cases"])
 
 
 def test_validate_refuses_a_backbone_row_of_another_protocol(tiny_table_path, tiny_space, tmp_path, hwnas):
