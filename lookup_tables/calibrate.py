@@ -88,8 +88,8 @@ def fit(table, space, observations: list[dict], prior_sd: float = PRIOR_SD, nois
             add(f, set(a.keys()), o["temporal_ms"], o["se_ms"], False)
     X, y, W = np.array(rows), np.array(y), np.diag(1.0 / np.array(var))
     # Fixed costs are priced against one layer of the median operator measured here.
-    one_layer = float(np.median([v / a[s].count for f, a in zip(feats, archs) for s in a.keys()
-                                 for k, v in f.items() if k == space.slot(s).shape(a[s].op).key]))
+    one_layer = float(np.median([table.row(space.slot(s).shape(a[s].op).key)["latency_ms"]
+                                 for a in archs for s in a.keys()]))
     sigma_o = OVERHEAD_PRIOR * one_layer
     n_fixed = len(slots) + len(outside)
     prior_mean = np.array([1.0] * len(keys) + [0.0] * n_fixed)

@@ -68,7 +68,7 @@ def measure_if_unsure(table, space, prediction, lut_config, threshold_ms: float 
     from lookup_tables.profilers.base import create_profiler
 
     limit = decision_threshold(threshold_ms, gap_ms)
-    out = []
+    out, speed = [], None
     for key in prediction.missing:
         est = _estimate(table, space, key)
         if est is None or not est[1] > limit:
@@ -77,31 +77,33 @@ def measure_if_unsure(table, space, prediction, lut_config, threshold_ms: float 
             profiler = create_profiler(lut_config, space.config.dtype, op_options(space))
             table.check_compatible(profiler.fingerprint(), f"the workers' device ({lut_config.backend} on "
                                                            f"{lut_config.device})")
-        m = profiler.measure_backbone(space) if key == backbone_key(space) else profiler.measure_op(OpShape.from_key(key))
-        speed = _to_table_speed(table, space, profiler, m) if key != backbone_key(space) else None
+        if key == backbone_key(space):
+            m, factor = profiler.measure_backbone(space), None
+        else:
+            m = profiler.measure_op(OpShape.from_key(key))
+            speed = _speed(table, space, profiler) if speed is None else speed  # the backbone once per call
+            factor = speed if m.status == "ok" else None
+            if factor:
+                m.latency_ms, m.latency_p10_ms, m.latency_p90_ms = (v / factor for v in (
+                    m.latency_ms, m.latency_p10_ms, m.latency_p90_ms))
         table.add(key, m, provenance="measured-during-search", protocol=profiler.fingerprint())
         out.append(UnsureMeasurement(key, est[0], est[1], limit, m.latency_ms if m.status == "ok" else None, m.status,
-                                     speed=speed))
+                                     speed=factor))
     if out and save_to is not None:
         table.save(save_to)
     return out
 
 
-def _to_table_speed(table, space, profiler, m) -> float | None:
-    """Scale an operator measured now to the speed the table's backbone row was measured at
-    (the machine may run slower or faster than at the build; lookup_tables.paired): the
-    backbone is timed right after the operator. Returns the factor divided by, or None where
-    the table measured no backbone."""
+def _speed(table, space, profiler) -> float | None:
+    """The backbone's time now over the table's backbone row: an operator measured now is
+    divided by it to state it at the speed the table was measured at (the machine may run
+    slower or faster than at the build; lookup_tables.paired). None where the table measured
+    no backbone."""
     row = table.row(backbone_key(space))
-    if m.status != "ok" or row is None or row["status"] != "ok":
+    if row is None or row["status"] != "ok":
         return None
     now = profiler.measure_backbone(space)
-    if now.status != "ok" or not now.latency_ms > 0:
-        return None
-    speed = now.latency_ms / row["latency_ms"]
-    m.latency_ms, m.latency_p10_ms, m.latency_p90_ms = (v / speed for v in (m.latency_ms, m.latency_p10_ms,
-                                                                               m.latency_p90_ms))
-    return speed
+    return now.latency_ms / row["latency_ms"] if now.status == "ok" and now.latency_ms > 0 else None
 
 
 def _estimate(table, space, key: str) -> tuple[float, float] | None:

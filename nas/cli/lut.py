@@ -203,8 +203,7 @@ def run_show(args) -> int:
         for key, term in cal["terms"].items():
             console.print(f"  {term['op']}@{term['slot']}: {term['scale']:.3f} ± {term['scale_sd']:.3f} ({key})")
         for slot, o in (cal.get("overheads") or {}).items():
-            console.print(f"  fixed cost of an occupied {slot}: {o['ms']:+.3f} ± {o['sd_ms']:.3f} ms "
-                          f"({o['in_layers_ms']:+.3f} in its layers, {o['outside_ms']:+.3f} outside)")
+            console.print(_fixed_cost(slot, o))
     for op, err in summary["estimator_loo"].items():
         lat = err["latency_ms"]["rms_relative_error"]
         console.print(f"estimate error (leave-one-out RMS) {op}: latency "
@@ -284,6 +283,11 @@ def run_validate(args) -> int:
     return 0
 
 
+def _fixed_cost(slot: str, o: dict) -> str:
+    return (f"  fixed cost of an occupied {slot}: {o['ms']:+.3f} ± {o['sd_ms']:.3f} ms "
+            f"({o['in_layers_ms']:+.3f} in its layers, {o['outside_ms']:+.3f} outside)")
+
+
 def _f(v, fmt=".3f") -> str:
     return "-" if v is None else format(v, fmt)
 
@@ -308,8 +312,7 @@ def run_calibrate(args) -> int:
     for term in doc["terms"].values():
         print(f"  {term['op']}@{term['slot']}: scale {term['scale']:.3f} ± {term['scale_sd']:.3f}")
     for slot, o in (doc.get("overheads") or {}).items():
-        print(f"  fixed cost of an occupied {slot}: {o['ms']:+.3f} ± {o['sd_ms']:.3f} ms "
-              f"({o['in_layers_ms']:+.3f} in its layers, {o['outside_ms']:+.3f} outside)")
+        print(_fixed_cost(slot, o))
     return 0
 
 
