@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from lookup_tables.errors import LutError
-from lookup_tables.paired import PairedMeter
+from lookup_tables.paired import LEAD_IN, PairedMeter
 from lookup_tables.profilers.base import create_profiler, now_iso
 from search_spaces.architecture import Architecture, Layer
 
@@ -165,7 +165,7 @@ def calibrate(table, space, lut_config, archs: list[Architecture] | None = None,
                              "in_situ_ms": p.situ_diff_ms, "in_situ_se_ms": p.situ_se_ms,
                              "speed": p.speed})
     doc = fit(table, space, observations, source=source)
-    doc["protocol"] = {"rounds": meter.rounds, "warmup": meter.warmup, "paired_with": "backbone", "source": source,
-                       "scaled_to_table_backbone_ms": ref_ms}
+    doc["protocol"] = {"rounds": meter.rounds, "warmup": meter.warmup, "lead_in": LEAD_IN, "paired_with": "backbone",
+                       "source": source, "scaled_to_table_backbone_ms": ref_ms}
     table.meta["calibration"] = doc
     return doc

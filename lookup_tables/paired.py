@@ -14,6 +14,14 @@ median around that round: the result is the difference at the speed the table wa
 at, which is what the search's budgets (stated relative to the backbone) see. The scaling
 and the plain difference are both reported.
 
+A subject timed right after another runs slower than it does in steady state: on this CPU a
+network timed right after the backbone alone read its temporal layers 0.10-0.16 ms slower than
+the same network timed after itself (the temporal kernels' code and buffers were cold), so with
+a fixed order the first subject of each round paid it: an action's child (timed first) read a
+removal's saving 0.05-0.26 ms too small and an addition's cost too large. Every timed call is
+therefore led in by one untimed call of the same subject (``LEAD_IN``): it follows itself, as
+one denoising step follows another, which is what the table's rows (each timed in a loop) are.
+
 Backends that do not run the network (analytic, coreml) fall back to two separate
 measurements.
 """
@@ -27,6 +35,7 @@ from lookup_tables.profilers.torch_backend import percentile
 
 
 WINDOW = 5  # rounds each side of a round in the backbone's running median (the machine's state)
+LEAD_IN = 1  # untimed calls of a subject right before each of its timed calls
 
 
 @dataclass
@@ -101,7 +110,7 @@ class PairedMeter:
         fa, fb = self._call(a), self._call(b)
         third = self.ref_ms is not None and b != self.space.empty
         fns = [fa, fb, self._call(self.space.empty)] if third else [fa, fb]
-        times = self.profiler.interleaved(fns, rounds or self.rounds, self.warmup)
+        times = self.profiler.interleaved(fns, rounds or self.rounds, self.warmup, lead_in=LEAD_IN)
         return paired_stats(times[0], times[1], getattr(fa, "situ_ms", None), getattr(fb, "situ_ms", None),
                             ref=times[2] if third else None, ref_ms=self.ref_ms)
 

@@ -31,7 +31,7 @@ from core.errors import ConfigError
 from lookup_tables.config import LutConfig
 from lookup_tables.errors import DeviceMismatchError, LutError
 from lookup_tables.grid import backbone_key
-from lookup_tables.paired import PairedMeter
+from lookup_tables.paired import LEAD_IN, PairedMeter
 from lookup_tables.profilers.base import create_profiler, identity
 from search_spaces.space import SearchSpace
 
@@ -332,7 +332,7 @@ def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20
                                key=lambda c: -abs(c["memory_bytes"]["rel_error"]))[:worst],
         "failed": failed, "cases": ok, "action_cases": action_cases,
         "protocol": dict(lut_config.protocol(), paired="A,B interleaved with the backbone", rounds=meter.rounds,
-                         action_rounds=action_rounds or meter.rounds),
+                         action_rounds=action_rounds or meter.rounds, lead_in=LEAD_IN),
         "statistic": statistic,
     }
     return report

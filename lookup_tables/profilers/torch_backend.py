@@ -260,10 +260,13 @@ class TorchProfiler(Profiler):
             run.situ, run.situ_ms = situ, []
         return run
 
-    def interleaved(self, fns: list[Callable[[], object]], rounds: int, warmup: int | None = None) -> list[list[float]]:
+    def interleaved(self, fns: list[Callable[[], object]], rounds: int, warmup: int | None = None,
+                    lead_in: int = 0) -> list[list[float]]:
         """Times of ``fns`` called in turn (A, B, A, B ...) ``rounds`` times after ``warmup``
         untimed turns, with this protocol's threads and clock: drift of the machine hits every
-        subject alike, so differences of paired calls cancel it. One list of ms per fn; a fn from
+        subject alike, so differences of paired calls cancel it. ``lead_in``: untimed calls of
+        a subject right before each of its timed calls, so that the timed call follows itself
+        (as a denoising step does) rather than another subject. One list of ms per fn; a fn from
         ``network_call`` also gets ``fn.situ_ms``, its temporal layers' in-network time per call
         (CPU clocks only)."""
         warmup = self.config.warmup if warmup is None else warmup
@@ -279,6 +282,8 @@ class TorchProfiler(Profiler):
             clock = time.thread_time if self.config.options.clock == "thread" else time.perf_counter
             for _ in range(rounds):
                 for i, fn in enumerate(fns):
+                    for _ in range(lead_in):
+                        fn()
                     if self.device.type == "cuda":
                         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                         start.record()

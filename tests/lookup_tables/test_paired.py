@@ -47,11 +47,12 @@ class _FakeProfiler:
             return 10.0 * arch.total_layers
         return fn
 
-    def interleaved(self, fns, rounds, warmup):
+    def interleaved(self, fns, rounds, warmup, lead_in=0):
         out = [[] for _ in fns]
         for _ in range(rounds):
             for i, fn in enumerate(fns):
                 self.t += 1
+                self.calls.extend(["lead-in"] * lead_in)
                 out[i].append(100 + 3 * self.t + fn())
         return out
 
@@ -78,7 +79,7 @@ def test_paired_meter_times_the_backbone_beside_an_action(tiny_space):
     parent = Architecture({"mid": Layer("conv1d", 1)})
     child = Architecture({"mid": Layer("conv1d", 2)})
     p = PairedMeter(prof, tiny_space, rounds=3, warmup=0, ref_ms=100.0).measure(child, parent)
-    assert prof.calls == [str(child), str(parent), "empty"] * 3
+    assert prof.calls == ["lead-in", str(child), "lead-in", str(parent), "lead-in", "empty"] * 3
     assert p.speed is not None and p.raw_diff_ms == pytest.approx(10.0 - 3.0)
 
 
@@ -117,8 +118,33 @@ def test_paired_meter_alternates_network_and_reference(tiny_space):
     prof = _FakeProfiler()
     arch = Architecture({"mid": Layer("conv1d", 2)})
     p = PairedMeter(prof, tiny_space, rounds=5, warmup=0).measure(arch, tiny_space.empty)
-    assert prof.calls == [str(arch), "empty"] * 5  # A, B, A, B ...
+    assert prof.calls == ["lead-in", str(arch), "lead-in", "empty"] * 5  # A, B, A, B ..., each led in
     assert p.diff_ms == pytest.approx(20.0 - 3.0)  # own cost minus one step of drift, not 5 rounds of it
+
+
+def test_each_timed_call_follows_a_call_of_itself():
+    import time
+
+    # A subject timed right after another is slower than in steady state (cold code and
+    # buffers): the lead-in call makes the timed call follow itself, and only it is timed.
+    from lookup_tables.profilers.torch_backend import TorchProfiler
+
+    prof, seq = TorchProfiler(FAST, "float32", {}), []
+
+    def subject(name):
+        def fn():
+            seq.append(name)
+            if len(seq) >= 2 and seq[-2] != name:  # follows another subject: 5 ms of busy work
+                end = time.thread_time() + 0.005
+                while time.thread_time() < end:
+                    pass
+        return fn
+
+    a, b = prof.interleaved([subject("a"), subject("b")], rounds=4, warmup=1, lead_in=1)
+    assert seq == ["a", "b"] + ["a", "a", "b", "b"] * 4
+    assert max(a + b) < 4.0  # no timed call paid the 5 ms: each followed a call of itself
+    _, b_cold = prof.interleaved([subject("a"), subject("b")], rounds=4, warmup=0)
+    assert min(b_cold) >= 4.5  # without the lead-in, every call follows the other subject
 
 
 def test_calibration_fit_recovers_a_scale_and_prediction_applies_it(tiny_table_path, tiny_space):
