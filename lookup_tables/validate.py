@@ -2,7 +2,7 @@
 
 Latency is measured paired (``lookup_tables.paired``): each network interleaved with the
 backbone alone, A, B, A, B on the same inputs and threads, so the machine's drift cancels in
-the difference, and each round is scaled to the speed the table's backbone row was measured
+the difference (each timed call led in by an untimed call of the same subject), and each round is scaled to the speed the table's backbone row was measured
 at (the machine's slower states scale the temporal layers too). The report compares, over
 the sample:
 

@@ -5,10 +5,11 @@ Builds the tiny table (tiny.yaml's protocol), fits the calibration on its defaul
 CPU: scales from the layers timed in situ, a fixed cost per slot from the paired
 differences), then validates 30 other random networks in two passes (each interleaved with
 the backbone: A, B, A, B) and 30 random (parent, action) pairs (child, parent and backbone
-interleaved), every round scaled to the speed of the table's backbone row
-(``lookup_tables.paired``), with the memory peak of the device's allocator (CPU: the blocks
-torch.profiler records; CUDA: max_memory_allocated). Prints each target as met or missed
-with its number; writes results/lut_paired_<device>.json. About 30 min on a 2-core CPU.
+interleaved), each timed call led in by an untimed call of the same network, every round
+scaled to the speed of the table's backbone row (``lookup_tables.paired``), with the memory
+peak of the device's allocator (CPU: the blocks torch.profiler records; CUDA:
+max_memory_allocated). Prints each target as met or missed with its number; writes
+results/lut_paired_<device>.json. About 60 min on a 2-core CPU.
 
     .venv/bin/python experiments/benchmarks/lut_paired.py [--samples 30] [--actions 30] [--rounds 300]
         [--calibration-rounds 400]
