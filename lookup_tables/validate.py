@@ -2,9 +2,9 @@
 
 Latency is measured paired (``lookup_tables.paired``): each network interleaved with the
 backbone alone, A, B, A, B on the same inputs and threads, so the machine's drift cancels in
-the difference (each timed call led in by an untimed call of the same subject), and each round is scaled to the speed the table's backbone row was measured
-at (the machine's slower states scale the temporal layers too). The report compares, over
-the sample:
+the difference (each timed call led in by an untimed call of the same subject), and each
+round is scaled to the speed the table's backbone row was measured at (the machine's slower
+states scale the temporal layers too). The report compares, over the sample:
 
 * ``latency``: whole networks, predicted vs measured (share within ±5 %/±10 %, MAPE, RMSE on
   the network's own median as measured; Spearman and Kendall on the drift-corrected latency,
@@ -386,36 +386,34 @@ def _action_report(cases: list[dict]) -> dict:
         return {"n": 0}
     clear = [c for c in cases if abs(c["latency_ms"]["measured"]) > 2 * c["latency_ms"]["noise_se"]]
 
-    def share(pred_key):
-        if not clear:
+    def shares(rows):  # (predicted, measured, allowance ms): right sign; and within max(±20 %, allowance)
+        if not rows:
             return None, None
-        sign = [(c["latency_ms"][pred_key] > 0) == (c["latency_ms"]["measured"] > 0) for c in clear]
-        within = [s and abs(c["latency_ms"][pred_key] - c["latency_ms"]["measured"]) <= 0.2 * abs(c["latency_ms"]["measured"])
-                  for s, c in zip(sign, clear)]
-        return sum(sign) / len(clear), sum(within) / len(clear)
+        sign = [(p > 0) == (m > 0) for p, m, _ in rows]
+        within = [s and abs(p - m) <= max(0.2 * abs(m), allow) for s, (p, m, allow) in zip(sign, rows)]
+        return sum(sign) / len(rows), sum(within) / len(rows)
+
+    def share(pred_key):
+        return shares([(c["latency_ms"][pred_key], c["latency_ms"]["measured"], 0.0) for c in clear])
 
     sign, within = share("predicted")
     # Within ±20 % or within twice the measurement's own standard error: where the prediction
     # is as close as this many rounds can tell.
-    or_noise = [(c["latency_ms"]["predicted"] > 0) == (c["latency_ms"]["measured"] > 0) and
-                abs(c["latency_ms"]["predicted"] - c["latency_ms"]["measured"])
-                <= max(0.2 * abs(c["latency_ms"]["measured"]), 2 * c["latency_ms"]["noise_se"]) for c in clear]
+    _, or_noise = shares([(c["latency_ms"]["predicted"], c["latency_ms"]["measured"], 2 * c["latency_ms"]["noise_se"])
+                          for c in clear])
     situ = [c for c in cases if c["latency_ms"]["in_situ"] is not None
             and abs(c["latency_ms"]["in_situ"]) > 2 * c["latency_ms"]["in_situ_se"]]
-    situ_sign = [(c["latency_ms"]["predicted_in_layers"] > 0) == (c["latency_ms"]["in_situ"] > 0) for c in situ]
-    situ_within = [s and abs(c["latency_ms"]["predicted_in_layers"] - c["latency_ms"]["in_situ"])
-                   <= 0.2 * abs(c["latency_ms"]["in_situ"])
-                   for s, c in zip(situ_sign, situ)]
+    situ_sign, situ_within = shares([(c["latency_ms"]["predicted_in_layers"], c["latency_ms"]["in_situ"], 0.0)
+                                     for c in situ])
     sign_u, within_u = share("predicted_uncalibrated")
     mem = [c for c in cases if "memory_bytes" in c]
     mem_ok = [abs(c["memory_bytes"]["predicted"] - c["memory_bytes"]["measured"])
               <= max(0.10 * abs(c["memory_bytes"]["measured"]), 65536) for c in mem]
     return {"n": len(cases), "above_noise": len(clear), "right_sign": sign, "right_sign_within_20pct": within,
-            "right_sign_within_20pct_or_2se": sum(or_noise) / len(clear) if clear else None,
+            "right_sign_within_20pct_or_2se": or_noise,
             "median_noise_se_ms": _median([c["latency_ms"]["noise_se"] for c in cases]),
             "uncalibrated": {"right_sign": sign_u, "right_sign_within_20pct": within_u},
-            "in_situ": {"above_noise": len(situ), "right_sign": sum(situ_sign) / len(situ) if situ else None,
-                        "right_sign_within_20pct": sum(situ_within) / len(situ) if situ else None},
+            "in_situ": {"above_noise": len(situ), "right_sign": situ_sign, "right_sign_within_20pct": situ_within},
             "latency_spearman": spearman([c["latency_ms"]["predicted"] for c in cases],
                                          [c["latency_ms"]["measured"] for c in cases]),
             "memory_n": len(mem), "memory_within_10pct_or_64kib": sum(mem_ok) / len(mem) if mem else None}
