@@ -2,12 +2,21 @@
 
 An operator measured alone does not always cost the same inside the network (launch
 overhead, layout conversions, caches that are warm or cold). For each operator family at
-each slot (one OpShape key) a scale ``s_k`` multiplies the table's figure, and an occupied
-slot costs a fixed ``o_slot`` beyond ``s_k`` per layer: ``a_slot`` inside its layers (on the
-2-core CPU the first layer at a slot costs 0.1-0.3 ms more than the next, its input arriving
-from the backbone) and ``c_slot`` outside them (the backbone's hook that hands the slot's
-features to the layers and back; 0.05-0.17 ms):
-``temporal(n) = Σ_k count_nk · op_k · s_k + Σ_slot [slot occupied in n] · (a_slot + c_slot)``.
+each slot (one OpShape key) a scale ``s_k`` multiplies the table's figure, and fixed costs
+are added that do not grow with the layers:
+
+* an occupied slot costs ``a_slot`` inside its layers (its input arrives from the backbone)
+  and ``c_slot`` outside them (the backbone's hook that hands the slot's features to the
+  layers and back; 0.02-0.10 ms on the 2-core CPU);
+* the first layer of an operator anywhere in the network costs ``f_op`` more than the next
+  (its kernels' code and buffers are cold after the backbone's own layers): on the 2-core CPU
+  a network's fixed in-layer cost is 0.23 ms on average with three slots occupied, where a
+  cost per slot measured on one-slot networks summed to 0.37 (lut_paired_tiny_cpu_lead_in.json:
+  the in-situ residuals of 29 networks are explained by slot and operator terms together,
+  RMS 0.039 ms, not by slot terms alone, 0.050).
+
+``temporal(n) = Σ_k count_nk · op_k · s_k + Σ_slot [slot occupied] (a_slot + c_slot)
++ Σ_op [op in n] f_op``.
 
 The temporal part of a handful of networks is measured paired with the backbone
 (``lookup_tables.paired``); the terms are the posterior of a Bayesian linear regression with
@@ -16,19 +25,20 @@ median operator)²)``, and each observation's noise from its standard error (plu
 ``NOISE_FLOOR`` of its value): a term the networks say little about stays near its prior
 with a wide uncertainty. Sources:
 
-* ``paired``: network − backbone, end to end (one fixed cost per slot; noisy on a shared CPU);
+* ``paired``: network − backbone, end to end (noisy on a shared CPU);
 * ``in_situ``: the temporal layers timed inside the network by hooks (far less noise, blind
   to ``c_slot``);
 * ``both`` (the default where layers can be timed inside the network, i.e. CPU): each network
-  gives both rows; the precise in-situ rows pin the scales and ``a_slot``, the paired rows
-  ``c_slot``.
+  gives both rows; the precise in-situ rows pin the scales, ``a_slot`` and ``f_op``, the
+  paired rows ``c_slot``.
 
 The terms, their standard deviations and the networks they came from are stored in the
-table's sidecar (``meta["calibration"]``: ``terms`` per OpShape key, ``overheads`` per slot);
-``predict`` applies them unless asked not to.
+table's sidecar (``meta["calibration"]``: ``terms`` per OpShape key, ``overheads`` per slot,
+``first_use`` per operator); ``predict`` applies them unless asked not to.
 
 Default design: for each slot and operator, that operator alone at that slot, with one layer
-and with its most layers (each slot's networks share its fixed cost).
+and with its most layers (scale against slot cost); and for each operator, one layer of it at
+every slot that offers it (a slot's cost against the operator's first use).
 """
 from __future__ import annotations
 
@@ -45,8 +55,11 @@ NOISE_FLOOR = 0.02
 
 
 def default_design(space) -> list[Architecture]:
-    return [Architecture({slot.name: Layer(op, n)}) for slot in space.slots for op in slot.ops
-            for n in sorted({1, slot.max_layers})]
+    alone = [Architecture({slot.name: Layer(op, n)}) for slot in space.slots for op in slot.ops
+             for n in sorted({1, slot.max_layers})]
+    ops = list(dict.fromkeys(op for slot in space.slots for op in slot.ops))
+    everywhere = [Architecture({slot.name: Layer(op, 1) for slot in space.slots if op in slot.ops}) for op in ops]
+    return alone + [a for a in everywhere if len(a) > 1]
 
 
 def _features(table, space, arch) -> dict[str, float]:
@@ -72,26 +85,29 @@ def fit(table, space, observations: list[dict], prior_sd: float = PRIOR_SD, nois
         raise LutError("calibration needs networks with temporal layers")
     slots = sorted({s for a in archs for s in a.keys()})
     outside = slots if source == "both" else []  # a cost the in-situ hooks cannot see
+    ops = sorted({layer.op for a in archs for layer in a.values()})
     rows, y, var = [], [], []
 
-    def add(f, occupied, value, se, paired):
-        rows.append([f.get(k, 0.0) for k in keys] + [1.0 if s in occupied else 0.0 for s in slots]
-                    + [1.0 if paired and s in occupied else 0.0 for s in outside])
+    def add(f, arch, value, se, paired):
+        present = {layer.op for layer in arch.values()}
+        rows.append([f.get(k, 0.0) for k in keys] + [1.0 if s in arch else 0.0 for s in slots]
+                    + [1.0 if paired and s in arch else 0.0 for s in outside]
+                    + [1.0 if op in present else 0.0 for op in ops])
         y.append(value)
         var.append(max(se, 1e-6) ** 2 + (noise_floor * abs(value)) ** 2)
 
     for o, f, a in zip(observations, feats, archs):
         if source == "both":
-            add(f, set(a.keys()), o["in_situ_ms"], o["in_situ_se_ms"], False)
-            add(f, set(a.keys()), o["paired_ms"], o["paired_se_ms"], True)
+            add(f, a, o["in_situ_ms"], o["in_situ_se_ms"], False)
+            add(f, a, o["paired_ms"], o["paired_se_ms"], True)
         else:
-            add(f, set(a.keys()), o["temporal_ms"], o["se_ms"], False)
+            add(f, a, o["temporal_ms"], o["se_ms"], False)
     X, y, W = np.array(rows), np.array(y), np.diag(1.0 / np.array(var))
     # Fixed costs are priced against one layer of the median operator measured here.
     one_layer = float(np.median([table.row(space.slot(s).shape(a[s].op).key)["latency_ms"]
                                  for a in archs for s in a.keys()]))
     sigma_o = OVERHEAD_PRIOR * one_layer
-    n_fixed = len(slots) + len(outside)
+    n_fixed = len(slots) + len(outside) + len(ops)
     prior_mean = np.array([1.0] * len(keys) + [0.0] * n_fixed)
     prior_prec = np.array([1.0 / prior_sd ** 2] * len(keys) + [1.0 / sigma_o ** 2] * n_fixed)
     A = X.T @ W @ X + np.diag(prior_prec)
@@ -112,7 +128,12 @@ def fit(table, space, observations: list[dict], prior_sd: float = PRIOR_SD, nois
         total_var = cov[i, i] + (cov[o, o] + 2 * cov[i, o] if o is not None else 0.0)
         overheads[s] = {"ms": float(mean[i]) + c, "sd_ms": float(np.sqrt(max(total_var, 0.0))),
                         "in_layers_ms": float(mean[i]), "outside_ms": c, "networks": sum(s in a.keys() for a in archs)}
-    return {"terms": terms, "overheads": overheads, "fitted_at": now_iso(), "prior_sd": prior_sd,
+    first = len(keys) + len(slots) + len(outside)
+    first_use = {op: {"ms": float(mean[first + j]), "sd_ms": float(np.sqrt(cov[first + j, first + j])),
+                      "networks": sum(any(layer.op == op for layer in a.values()) for a in archs)}
+                 for j, op in enumerate(ops)}
+    return {"terms": terms, "overheads": overheads, "first_use": first_use, "fitted_at": now_iso(),
+            "prior_sd": prior_sd,
             "overhead_prior_sd_ms": sigma_o, "noise_floor": noise_floor, "source": source,
             "observations": observations,
             "residual_rms_ms": float(np.sqrt(np.mean(residual ** 2))) if len(residual) else None}

@@ -138,6 +138,7 @@ def predict(table, space: SearchSpace, arch: Architecture, allow_other_device: b
     activation = bb["activation_peak_bytes"]
     calibration = (table.meta.get("calibration") or {}) if calibrated else {}
     terms, overheads = calibration.get("terms", {}), calibration.get("overheads", {})
+    first_use, seen_ops = calibration.get("first_use", {}), set()
     plain = latency
     for slot_name, layer in arch.items():
         shape = space.slot(slot_name).shape(layer.op)
@@ -155,11 +156,15 @@ def predict(table, space: SearchSpace, arch: Architecture, allow_other_device: b
         scale, scale_sd = (term["scale"], term["scale_sd"]) if term else (1.0, 0.0)
         if term:
             pred.calibrated = True
-        fixed = overheads.get(slot_name, {"ms": 0.0, "sd_ms": 0.0})  # the occupied slot's own cost
-        pred.slot_ms[slot_name] = layer.count * e.latency_ms * scale + fixed["ms"]
-        latency += layer.count * e.latency_ms * scale + fixed["ms"]
+        none = {"ms": 0.0, "sd_ms": 0.0}
+        fixed = overheads.get(slot_name, none)  # the occupied slot's own cost
+        # The first layer of an operator in the network (backbone order) pays its cold start.
+        first = none if layer.op in seen_ops else first_use.get(layer.op, none)
+        seen_ops.add(layer.op)
+        pred.slot_ms[slot_name] = layer.count * e.latency_ms * scale + fixed["ms"] + first["ms"]
+        latency += pred.slot_ms[slot_name]
         lat_var += ((layer.count * e.lat_err * scale) ** 2 + (layer.count * e.latency_ms * scale_sd) ** 2
-                    + fixed["sd_ms"] ** 2)
+                    + fixed["sd_ms"] ** 2 + first["sd_ms"] ** 2)
         temporal_params += layer.count * e.param_bytes
         held = shape.batch * shape.tokens * shape.channels * shape.dtype_bytes if layer.count >= 2 else 0
         live = bb["slot_live_bytes"].get(slot_name, 0)

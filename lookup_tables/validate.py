@@ -405,12 +405,17 @@ def _action_report(cases: list[dict]) -> dict:
             and abs(c["latency_ms"]["in_situ"]) > 2 * c["latency_ms"]["in_situ_se"]]
     situ_sign, situ_within = shares([(c["latency_ms"]["predicted_in_layers"], c["latency_ms"]["in_situ"], 0.0)
                                      for c in situ])
+    # What a prediction equal to the true Δ would score against this noise: each action's chance
+    # that its measurement (normal, its standard error) lands within ±20 % of the truth.
+    chance = [math.erf(0.2 * abs(c["latency_ms"]["measured"]) / (max(c["latency_ms"]["noise_se"], 1e-9) * math.sqrt(2)))
+              for c in clear]
+    ceiling = sum(chance) / len(chance) if chance else None
     sign_u, within_u = share("predicted_uncalibrated")
     mem = [c for c in cases if "memory_bytes" in c]
     mem_ok = [abs(c["memory_bytes"]["predicted"] - c["memory_bytes"]["measured"])
               <= max(0.10 * abs(c["memory_bytes"]["measured"]), 65536) for c in mem]
     return {"n": len(cases), "above_noise": len(clear), "right_sign": sign, "right_sign_within_20pct": within,
-            "right_sign_within_20pct_or_2se": or_noise,
+            "right_sign_within_20pct_or_2se": or_noise, "ceiling_within_20pct": ceiling,
             "median_noise_se_ms": _median([c["latency_ms"]["noise_se"] for c in cases]),
             "uncalibrated": {"right_sign": sign_u, "right_sign_within_20pct": within_u},
             "in_situ": {"above_noise": len(situ), "right_sign": situ_sign, "right_sign_within_20pct": situ_within},

@@ -202,8 +202,8 @@ def run_show(args) -> int:
                       f"{cal['residual_rms_ms']:.3f} ms): scale ± sd per operator and slot")
         for key, term in cal["terms"].items():
             console.print(f"  {term['op']}@{term['slot']}: {term['scale']:.3f} ± {term['scale_sd']:.3f} ({key})")
-        for slot, o in (cal.get("overheads") or {}).items():
-            console.print(_fixed_cost(slot, o))
+        for line in _fixed_costs(cal):
+            console.print(line)
     for op, err in summary["estimator_loo"].items():
         lat = err["latency_ms"]["rms_relative_error"]
         console.print(f"estimate error (leave-one-out RMS) {op}: latency "
@@ -270,7 +270,8 @@ def run_validate(args) -> int:
     if act["n"]:
         print(f"actions: {act['n']} checked, {act['above_noise']} above noise: right sign {_f(act['right_sign'], '.0%')}, "
               f"right sign and within ±20 % {_f(act['right_sign_within_20pct'], '.0%')} (or within twice the "
-              f"measurement's standard error: {_f(act['right_sign_within_20pct_or_2se'], '.0%')}); "
+              f"measurement's standard error: {_f(act['right_sign_within_20pct_or_2se'], '.0%')}; a true "
+              f"prediction would score {_f(act.get('ceiling_within_20pct'), '.0%')} against this noise); "
               "ΔMemory within ±10 % "
               f"{_f(act['memory_within_10pct_or_64kib'], '.0%')}")
     spread = report["measurement_spread_p10_p90"]["median"]
@@ -283,9 +284,12 @@ def run_validate(args) -> int:
     return 0
 
 
-def _fixed_cost(slot: str, o: dict) -> str:
-    return (f"  fixed cost of an occupied {slot}: {o['ms']:+.3f} ± {o['sd_ms']:.3f} ms "
-            f"({o['in_layers_ms']:+.3f} in its layers, {o['outside_ms']:+.3f} outside)")
+def _fixed_costs(cal: dict) -> list[str]:
+    return ([f"  fixed cost of an occupied {slot}: {o['ms']:+.3f} ± {o['sd_ms']:.3f} ms "
+             f"({o['in_layers_ms']:+.3f} in its layers, {o['outside_ms']:+.3f} outside)"
+             for slot, o in (cal.get("overheads") or {}).items()]
+            + [f"  first {op} in a network: {o['ms']:+.3f} ± {o['sd_ms']:.3f} ms"
+               for op, o in (cal.get("first_use") or {}).items()])
 
 
 def _f(v, fmt=".3f") -> str:
@@ -311,8 +315,8 @@ def run_calibrate(args) -> int:
           f"(residual RMS {doc['residual_rms_ms']:.3f} ms)")
     for term in doc["terms"].values():
         print(f"  {term['op']}@{term['slot']}: scale {term['scale']:.3f} ± {term['scale_sd']:.3f}")
-    for slot, o in (doc.get("overheads") or {}).items():
-        print(_fixed_cost(slot, o))
+    for line in _fixed_costs(doc):
+        print(line)
     return 0
 
 

@@ -1,5 +1,6 @@
 """Issue 11: paired validation, real memory, calibration, provenance and measured-when-unsure."""
 import json
+import re
 
 import pyarrow.parquet as pq
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from lookup_tables import LookupTable
 from lookup_tables.calibrate import default_design, fit
 from lookup_tables.grid import backbone_key
-from lookup_tables.paired import PairedMeter, paired_stats
+from lookup_tables.paired import PairedMeter, paired_stats, se_median
 from lookup_tables.unsure import by_provenance, measure_if_unsure, should_measure
 from lookup_tables.validate import kendall, spearman
 from search_spaces.architecture import Architecture, Layer
@@ -170,7 +171,62 @@ def test_calibration_fit_recovers_a_scale_and_prediction_applies_it(tiny_table_p
     # A term no network informs stays at the prior: noisy evidence barely moves it.
     noisy = fit(table, tiny_space, [{"arch": str(arch), "temporal_ms": 10 * op_ms, "se_ms": 100 * op_ms}])
     assert noisy["terms"][key]["scale"] == pytest.approx(1.0, abs=0.01)
-    assert len(default_design(tiny_space)) == sum(len(s.ops) * len({1, s.max_layers}) for s in tiny_space.slots)
+    alone = sum(len(s.ops) * len({1, s.max_layers}) for s in tiny_space.slots)
+    assert len(default_design(tiny_space)) == alone + 3  # and each operator at every slot
+
+
+def test_median_standard_error_holds_on_heavy_tails():
+    import math
+    import random
+    import statistics
+
+    # One round in ten is 8x as noisy (a state switch, a preemption): the median hardly moves,
+    # and its standard error must say so; the normal-theory formula reads it from the tails.
+    def draw(seed, n=300):
+        rng = random.Random(seed)
+        return [rng.gauss(0, 1) if rng.random() > 0.1 else rng.gauss(0, 8) for _ in range(n)]
+
+    samples = [draw(s) for s in range(300)]
+    true = statistics.pstdev([statistics.median(v) for v in samples])
+    est = statistics.median([se_median(v) for v in samples])
+    assert est == pytest.approx(true, rel=0.15)
+    normal_theory = statistics.median([1.2533 * statistics.stdev(v) / math.sqrt(len(v)) for v in samples])
+    assert normal_theory > 2 * true
+    # On normal noise it agrees with the normal theory.
+    gauss = [random.Random(s).gauss(0, 1) for s in range(2000)]
+    assert se_median(gauss) == pytest.approx(1.2533 / math.sqrt(2000), rel=0.15)
+    assert se_median([3.0] * 50) == 0.0 and se_median([1.0]) == 0.0
+
+
+def test_calibration_tells_a_slots_cost_from_an_operators_first_use(tiny_table_path, tiny_space):
+    # The first layer of an operator anywhere in the network is cold, each occupied slot costs
+    # its own: one-slot networks alone cannot tell the two apart, the default design can, and a
+    # network of three slots sharing one operator then pays the operator's first use once.
+    table = LookupTable.load(tiny_table_path)
+    slot_ms, first_ms = {"down0": 0.06, "mid": 0.03, "up1": 0.01}, {"conv1d": 0.09, "self_attn1d": 0.05,
+                                                                   "cross_attn1d": 0.04}
+
+    def truth(arch):
+        ops = {layer.op for layer in arch.values()}
+        return (sum(layer.count * table.row(tiny_space.slot(s).shape(layer.op).key)["latency_ms"]
+                    for s, layer in arch.items()) + sum(slot_ms[s] for s in arch) + sum(first_ms[o] for o in ops))
+
+    obs = [{"arch": str(a), "in_situ_ms": truth(a), "in_situ_se_ms": 1e-4, "paired_ms": truth(a),
+            "paired_se_ms": 1e-4} for a in default_design(tiny_space)]
+    doc = fit(table, tiny_space, obs, noise_floor=0.0, source="both")
+    for op, ms in first_ms.items():
+        assert doc["first_use"][op]["ms"] == pytest.approx(ms, abs=2e-3)
+    for slot, ms in slot_ms.items():
+        assert doc["overheads"][slot]["ms"] == pytest.approx(ms, abs=2e-3)
+    table.meta["calibration"] = doc
+    three = Architecture({"down0": Layer("cross_attn1d", 2), "mid": Layer("cross_attn1d", 1),
+                          "up1": Layer("conv1d", 1)})
+    assert table.predict(tiny_space, three).temporal_ms == pytest.approx(truth(three), abs=5e-3)
+    # An action that removes the network's last conv1d saves its first use; one that leaves
+    # another cross_attn1d behind does not.
+    no_conv = Architecture({"down0": Layer("cross_attn1d", 2), "mid": Layer("cross_attn1d", 1)})
+    saved = table.predict(tiny_space, three).latency_ms - table.predict(tiny_space, no_conv).latency_ms
+    assert saved == pytest.approx(truth(three) - truth(no_conv), abs=5e-3)
 
 
 def test_calibration_from_both_sources_separates_scales_from_a_slots_fixed_costs(tiny_table_path, tiny_space):
@@ -188,9 +244,11 @@ def test_calibration_from_both_sources_separates_scales_from_a_slots_fixed_costs
     doc = fit(table, tiny_space, obs, noise_floor=0.0, source="both")
     assert doc["terms"][conv]["scale"] == pytest.approx(1.5, rel=1e-3)
     assert doc["terms"][attn]["scale"] == pytest.approx(0.8, rel=1e-3)
-    mid = doc["overheads"]["mid"]
-    assert mid["in_layers_ms"] == pytest.approx(first, rel=1e-3) and mid["outside_ms"] == pytest.approx(hook, rel=1e-3)
-    assert mid["ms"] == pytest.approx(first + hook, rel=1e-3) and mid["networks"] == 4
+    mid, use = doc["overheads"]["mid"], doc["first_use"]
+    # One slot cannot tell its own in-layer cost from its operators' first use: their sum is pinned.
+    for op in ("conv1d", "self_attn1d"):
+        assert mid["in_layers_ms"] + use[op]["ms"] == pytest.approx(first, rel=1e-3)
+    assert mid["outside_ms"] == pytest.approx(hook, rel=1e-3) and mid["networks"] == 4
     table.meta["calibration"] = doc
     one = Architecture({"mid": Layer("conv1d", 1)})
     plain = table.predict(tiny_space, one, calibrated=False)
@@ -201,7 +259,7 @@ def test_calibration_from_both_sources_separates_scales_from_a_slots_fixed_costs
     # From in-situ rows alone the hook's cost is invisible.
     situ = fit(table, tiny_space, [dict(o, temporal_ms=o["in_situ_ms"], se_ms=o["in_situ_se_ms"]) for o in obs],
                noise_floor=0.0, source="in_situ")
-    assert situ["overheads"]["mid"]["ms"] == pytest.approx(first, rel=1e-3)
+    assert situ["overheads"]["mid"]["ms"] + situ["first_use"]["conv1d"]["ms"] == pytest.approx(first, rel=1e-3)
     assert situ["overheads"]["mid"]["outside_ms"] == 0
 
 
@@ -220,6 +278,7 @@ def test_calibration_survives_save_and_shows(tiny_table_path, tiny_space, tmp_pa
     assert out.returncode == 0 and "conv1d@mid: 0.5" in out.stdout
     shown = " ".join(out.stdout.split())  # rich wraps lines
     assert "source both" in shown and "fixed cost of an occupied mid: +0.250" in shown
+    assert re.search(r"first conv1d in a network: [+-]0\.000 ± ", shown)  # no cost in its layers here
     cfg = write_experiment(tmp_path / "e.yaml", tiny_space_dict())
     cal = json.loads(hwnas("lut", "predict", path, cfg, "--arch", str(arch), "--json").stdout)
     raw = json.loads(hwnas("lut", "predict", path, cfg, "--arch", str(arch), "--uncalibrated", "--json").stdout)
@@ -365,3 +424,21 @@ def test_validate_refuses_a_backbone_row_of_another_protocol(tiny_table_path, ti
     assert "backbone row was measured with threads=2" in out.stderr
     out = hwnas("lut", "calibrate", path, cfg)
     assert out.returncode == 2 and "threads=2" in out.stderr
+
+
+def test_action_report_states_what_a_true_prediction_would_score_against_the_noise():
+    import math
+
+    from lookup_tables.validate import _action_report
+
+    def case(pred, measured, se):
+        return {"latency_ms": {"predicted": pred, "predicted_uncalibrated": pred, "measured": measured,
+                               "noise_se": se, "in_situ": None, "in_situ_se": None}}
+
+    # A large Δ measured precisely is told within ±20 % almost surely; a small one with
+    # an error of a third of it, less than half the time; one within its noise is not counted.
+    r = _action_report([case(1.1, 1.0, 0.05), case(0.3, 0.3, 0.1), case(0.5, 0.05, 0.1)])
+    assert r["above_noise"] == 2 and r["right_sign_within_20pct"] == 1.0
+    assert r["ceiling_within_20pct"] == pytest.approx((math.erf(0.2 / (0.05 * math.sqrt(2)))
+                                                       + math.erf(0.06 / (0.1 * math.sqrt(2)))) / 2)
+    assert 0.7 < r["ceiling_within_20pct"] < 0.75
