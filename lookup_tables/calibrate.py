@@ -10,7 +10,7 @@ are added that do not grow with the layers:
   layers and back; 0.02-0.10 ms on the 2-core CPU);
 * the first layer of an operator anywhere in the network costs ``f_op`` more than the next
   (its kernels' code and buffers are cold after the backbone's own layers): on the 2-core CPU
-  a network's fixed in-layer cost is 0.23 ms on average with three slots occupied, where a
+  a network's fixed in-layer cost is 0.25 ms on average with three slots occupied, where a
   cost per slot measured on one-slot networks summed to 0.37 (lut_paired_tiny_cpu_lead_in.json:
   the in-situ residuals of 29 networks are explained by slot and operator terms together,
   RMS 0.039 ms, not by slot terms alone, 0.050).
