@@ -1,8 +1,8 @@
 """Issue 11 targets on the tiny space: what the search uses, measured paired.
 
 Builds the tiny table (tiny.yaml's protocol), fits the calibration on its default design
-(each operator alone at each slot, with one and with its most layers, and each operator at
-every slot; source ``both`` on CPU: scales, slot costs and operators' first use from the
+(each operator alone at each slot, with one and with its most layers, each operator at every
+slot, and 12 random networks; source ``both`` on CPU: scales, slot costs and operators' first use from the
 layers timed in situ, the hooks' cost outside them from the paired differences), then
 validates 30 other random networks in two passes (each interleaved with the backbone: A, B,
 A, B) and 30 random (parent, action) pairs (child, parent and backbone
@@ -10,7 +10,7 @@ interleaved), each timed call led in by an untimed call of the same network, eve
 scaled to the speed of the table's backbone row (``lookup_tables.paired``), with the memory
 peak of the device's allocator (CPU: the blocks torch.profiler records; CUDA:
 max_memory_allocated). Prints each target as met or missed with its number; writes
-results/lut_paired_<device>.json. About 60 min on a 2-core CPU.
+results/lut_paired_<device>.json. About 65 min on a 2-core CPU.
 
     .venv/bin/python experiments/benchmarks/lut_paired.py [--samples 30] [--actions 30] [--rounds 300]
         [--calibration-rounds 400]
@@ -30,7 +30,7 @@ from _machine import machine, write  # noqa: E402
 
 from core.config import load_yaml  # noqa: E402
 from lookup_tables import LutConfig, build_table  # noqa: E402
-from lookup_tables.calibrate import calibrate, default_design  # noqa: E402
+from lookup_tables.calibrate import RANDOM_NETWORKS, calibrate, default_design  # noqa: E402
 from lookup_tables.validate import validate  # noqa: E402
 from search_spaces.space import SearchSpace  # noqa: E402
 
@@ -72,6 +72,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=300, help="A,B rounds per validated pair")
     ap.add_argument("--calibration-rounds", type=int, default=400, help="A,B rounds per calibration network")
     ap.add_argument("--action-rounds", type=int, help="child, parent, backbone rounds per action (default --rounds)")
+    ap.add_argument("--calibration-random", type=int, default=RANDOM_NETWORKS,
+                    help="random networks in the calibration design, beside the structured ones")
     ap.add_argument("--source", help="calibration source: both (default on cpu), in_situ or paired (default elsewhere)")
     ap.add_argument("--out-dir")
     ap.add_argument("--name")
@@ -89,14 +91,16 @@ def main() -> None:
         table = build_table(space, cfg, Path(tmp) / "t.parquet", progress=False)
         result["build_seconds"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        cal = calibrate(table, space, check, rounds=args.calibration_rounds,
+        design = default_design(space, args.calibration_random)
+        result["table_rows"] = {k: table.row(k)["latency_ms"] for k in table.rows.index}
+        cal = calibrate(table, space, check, archs=design, rounds=args.calibration_rounds,
                         source=args.source or ("both" if args.device == "cpu" else "paired"))
         result["calibration_seconds"] = time.perf_counter() - t1
         result["calibration"] = cal
         t2 = time.perf_counter()
         rep = validate(table, space, check, samples=args.samples, seed=0, passes=2, actions=args.actions,
                        action_rounds=args.action_rounds,
-                       exclude=default_design(space),
+                       exclude=design,
                        progress=lambda i, a, n: print(f"[{i + 1}/{n}] {a}", file=sys.stderr, flush=True))
         result["validation_seconds"] = time.perf_counter() - t2
     result["report"] = rep

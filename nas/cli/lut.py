@@ -76,6 +76,9 @@ def register(sub) -> None:
     p.add_argument("--source", help="both (scales from the temporal layers timed inside the network, a fixed "
                                     "cost per slot from network - backbone; cpu, the default there), in_situ, "
                                     "or paired (network - backbone; the default elsewhere)")
+    p.add_argument("--random-networks", type=int,
+                   help="random networks measured beside the structured design, so the terms hold for "
+                        "networks like those a search meets (default: lookup_tables.calibrate.RANDOM_NETWORKS)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_calibrate)
 
@@ -305,7 +308,8 @@ def run_calibrate(args) -> int:
     exp = load_experiment(args.config)
     cfg = table_protocol(table, exp.lut, args.repeats, args.warmup)
     source = args.source or ("both" if cfg.backend == "torch" and cfg.device == "cpu" else "paired")
-    doc = calibrate(table, _space(exp), cfg, source=source,
+    more = {} if args.random_networks is None else {"random_networks": args.random_networks}
+    doc = calibrate(table, _space(exp), cfg, source=source, **more,
                     progress=None if args.json else lambda i, a: print(f"[{i + 1}] {a}", file=sys.stderr))
     table.save(args.lut)
     if args.json:

@@ -172,7 +172,12 @@ def test_calibration_fit_recovers_a_scale_and_prediction_applies_it(tiny_table_p
     noisy = fit(table, tiny_space, [{"arch": str(arch), "temporal_ms": 10 * op_ms, "se_ms": 100 * op_ms}])
     assert noisy["terms"][key]["scale"] == pytest.approx(1.0, abs=0.01)
     alone = sum(len(s.ops) * len({1, s.max_layers}) for s in tiny_space.slots)
-    assert len(default_design(tiny_space)) == alone + 3  # and each operator at every slot
+    structured = default_design(tiny_space, random_networks=0)
+    assert len(structured) == alone + 3  # and each operator at every slot
+    # Then random networks like those a search meets: distinct, new, the same every time.
+    design = default_design(tiny_space, random_networks=5)
+    assert design[:len(structured)] == structured and len(set(design)) == len(structured) + 5
+    assert tiny_space.empty not in design and design == default_design(tiny_space, random_networks=5)
 
 
 def test_median_standard_error_holds_on_heavy_tails():
@@ -212,7 +217,7 @@ def test_calibration_tells_a_slots_cost_from_an_operators_first_use(tiny_table_p
                     for s, layer in arch.items()) + sum(slot_ms[s] for s in arch) + sum(first_ms[o] for o in ops))
 
     obs = [{"arch": str(a), "in_situ_ms": truth(a), "in_situ_se_ms": 1e-4, "paired_ms": truth(a),
-            "paired_se_ms": 1e-4} for a in default_design(tiny_space)]
+            "paired_se_ms": 1e-4} for a in default_design(tiny_space, random_networks=0)]
     doc = fit(table, tiny_space, obs, noise_floor=0.0, source="both")
     for op, ms in first_ms.items():
         assert doc["first_use"][op]["ms"] == pytest.approx(ms, abs=2e-3)
@@ -442,3 +447,26 @@ def test_action_report_states_what_a_true_prediction_would_score_against_the_noi
     assert r["ceiling_within_20pct"] == pytest.approx((math.erf(0.2 / (0.05 * math.sqrt(2)))
                                                        + math.erf(0.06 / (0.1 * math.sqrt(2)))) / 2)
     assert 0.7 < r["ceiling_within_20pct"] < 0.75
+
+
+def test_lut_calibrate_measures_the_design_with_random_networks(tiny_table_path, tiny_space, mid_space, tmp_path,
+                                                                hwnas):
+    import shutil
+
+    lut = tmp_path / "t.parquet"
+    shutil.copy(tiny_table_path, lut)
+    shutil.copy(str(tiny_table_path) + ".json", str(lut) + ".json")
+    cfg = write_experiment(tmp_path / "e.yaml", tiny_space_dict())
+    out = hwnas("lut", "calibrate", lut, cfg, "--repeats", 3, "--warmup", 0, "--random-networks", 2, "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    # the structured design, then two random networks not among it
+    archs = [o["arch"] for o in doc["observations"]]
+    structured = [str(a) for a in default_design(tiny_space, random_networks=0)]
+    assert archs[:len(structured)] == structured and len(set(archs)) == len(structured) + 2
+    assert set(doc["first_use"]) == {"conv1d", "self_attn1d", "cross_attn1d"}
+    # A space with no networks beyond the structured design gets no more.
+    assert len(default_design(mid_space, random_networks=2)) == 4
+    assert LookupTable.load(lut).meta["calibration"]["observations"] == doc["observations"]
+    bad = hwnas("lut", "calibrate", lut, cfg, "--random-networks", -1)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "random networks" in bad.stderr
