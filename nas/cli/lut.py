@@ -73,9 +73,9 @@ def register(sub) -> None:
     p.add_argument("config")
     p.add_argument("--repeats", type=int, help="A,B rounds per network (default: the table's repeats)")
     p.add_argument("--warmup", type=int)
-    p.add_argument("--source", help="both (scales from the temporal layers timed inside the network, a fixed "
-                                    "cost per slot from network - backbone; cpu, the default there), in_situ, "
-                                    "or paired (network - backbone; the default elsewhere)")
+    p.add_argument("--source", help="both (scales, slot costs and operators' first use from the temporal layers "
+                                    "timed inside the network, the hooks' cost from network - backbone; cpu, the "
+                                    "default there), in_situ, or paired (network - backbone; the default elsewhere)")
     p.add_argument("--random-networks", type=int,
                    help="random networks measured beside the structured design, so the terms hold for "
                         "networks like those a search meets (default: lookup_tables.calibrate.RANDOM_NETWORKS)")
