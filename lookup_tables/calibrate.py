@@ -7,13 +7,12 @@ are added that do not grow with the layers:
 
 * an occupied slot costs ``a_slot`` inside its layers (its input arrives from the backbone)
   and ``c_slot`` outside them (the backbone's hook that hands the slot's features to the
-  layers and back; 0.02-0.10 ms on the 2-core CPU);
+  layers and back; 0.02-0.19 ms on the 2-core CPU, by run);
 * the first layer of an operator anywhere in the network costs ``f_op`` more than the next
   (its kernels' code and buffers are cold after the backbone's own layers): on the 2-core CPU
-  a network's fixed in-layer cost is 0.25 ms on average with three slots occupied, where a
-  cost per slot measured on one-slot networks summed to 0.37 (lut_paired_tiny_cpu_lead_in.json:
-  the in-situ residuals of 29 networks are explained by slot and operator terms together,
-  RMS 0.039 ms, not by slot terms alone, 0.050).
+  three-slot networks paid a fixed in-layer cost of 0.25 ms on average, where a cost per slot
+  fitted on one-slot networks summed to 0.37 (lut_paired_analysis.py on
+  lut_paired_tiny_cpu_lead_in.json).
 
 ``temporal(n) = Σ_k count_nk · op_k · s_k + Σ_slot [slot occupied] (a_slot + c_slot)
 + Σ_op [op in n] f_op``.
@@ -40,12 +39,11 @@ Default design: for each slot and operator, that operator alone at that slot, wi
 and with its most layers (scale against slot cost); for each operator, one layer of it at
 every slot that offers it (a slot's cost against the operator's first use); and
 ``RANDOM_NETWORKS`` random networks like those a search meets. A layer costs less inside a
-network with more temporal layers (on the 2-core CPU the in-situ over-prediction grew by
-0.05 ms per layer, lut_paired_tiny_cpu_first_use.json), which no term of the model states:
-fitted on structured networks alone the terms hold for those, and averaged over random ones
-they hold where predictions are used (in-situ ΔLatency error of 30 actions: RMS 0.078 ms
-fitted on the structured design, 0.058 with slot and operator costs refitted on 29 random
-networks; 0.052 and 0.032 in lut_paired_tiny_cpu_lead_in.json).
+network with more temporal layers, which no term of the model states: fitted on structured
+networks alone the terms hold for those, and averaged over random ones they hold where
+predictions are used (the in-situ temporal part of 29 random networks over-predicted by
+0.12 ms on average with the structured design alone, by -0.01 with the random networks:
+lut_paired_analysis.py on lut_paired_tiny_cpu_first_use.json and ..._random_design.json).
 """
 from __future__ import annotations
 

@@ -139,6 +139,7 @@ def predict(table, space: SearchSpace, arch: Architecture, allow_other_device: b
     calibration = (table.meta.get("calibration") or {}) if calibrated else {}
     terms, overheads = calibration.get("terms", {}), calibration.get("overheads", {})
     first_use, seen_ops = calibration.get("first_use", {}), set()
+    none = {"ms": 0.0, "sd_ms": 0.0}
     plain = latency
     for slot_name, layer in arch.items():
         shape = space.slot(slot_name).shape(layer.op)
@@ -156,7 +157,6 @@ def predict(table, space: SearchSpace, arch: Architecture, allow_other_device: b
         scale, scale_sd = (term["scale"], term["scale_sd"]) if term else (1.0, 0.0)
         if term:
             pred.calibrated = True
-        none = {"ms": 0.0, "sd_ms": 0.0}
         fixed = overheads.get(slot_name, none)  # the occupied slot's own cost
         # The first layer of an operator in the network (backbone order) pays its cold start.
         first = none if layer.op in seen_ops else first_use.get(layer.op, none)
