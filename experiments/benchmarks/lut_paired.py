@@ -13,7 +13,7 @@ max_memory_allocated). Prints each target as met or missed with its number; writ
 results/lut_paired_<device>.json. About 65 min on a 2-core CPU.
 
     .venv/bin/python experiments/benchmarks/lut_paired.py [--samples 30] [--actions 30] [--rounds 300]
-        [--calibration-rounds 400]
+        [--calibration-rounds 400] [--seed 0]
 """
 from __future__ import annotations
 
@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--action-rounds", type=int, help="child, parent, backbone rounds per action (default --rounds)")
     ap.add_argument("--calibration-random", type=int, default=RANDOM_NETWORKS,
                     help="random networks in the calibration design, beside the structured ones")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the validated networks and actions")
     ap.add_argument("--source", help="calibration source: both (default on cpu), in_situ or paired (default elsewhere)")
     ap.add_argument("--out-dir")
     ap.add_argument("--name")
@@ -98,7 +99,7 @@ def main() -> None:
         result["calibration_seconds"] = time.perf_counter() - t1
         result["calibration"] = cal
         t2 = time.perf_counter()
-        rep = validate(table, space, check, samples=args.samples, seed=0, passes=2, actions=args.actions,
+        rep = validate(table, space, check, samples=args.samples, seed=args.seed, passes=2, actions=args.actions,
                        action_rounds=args.action_rounds,
                        exclude=design,
                        progress=lambda i, a, n: print(f"[{i + 1}/{n}] {a}", file=sys.stderr, flush=True))
