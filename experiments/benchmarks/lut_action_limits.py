@@ -1,0 +1,205 @@
+"""What limits the action ΔLatency target (issue 11), from lut_paired.py's result files alone
+(no measurement). Per file:
+
+* **model variants**: the calibration is refitted on the file's own calibration networks
+  (its recorded observations and table rows) with extra terms beside those the library fits
+  (per slot: in-layer and outside costs; per operator: first use), and each variant is scored
+  on the file's validated actions (right sign and within ±20 % of the measured Δ, over those
+  above twice their noise) and networks (temporal part within ±10 %). Variants: a first-use
+  cost shared by self- and cross-attention (``attention_family``), an outside cost per layer
+  (``outside_per_layer``), a cost per pair of occupied slots (``slot_pairs``), the second
+  layer of a stack priced apart (``second_layer``). ``as_built`` refits the library's model
+  and must reproduce the file's predictions (``as_built_max_dev_ms``).
+* **decomposition**: each action's error split into its in-layer part (predicted in-layer Δ
+  minus the in-situ Δ the hooks timed) and its outside part (the rest); and the score of an
+  oracle that knows each action's in-situ Δ exactly and adds the fitted outside costs.
+* **across runs** (files that validated the same actions): the in-situ Δ's spread between two
+  runs after one ratio for the whole run (how reproducible the in-layer cost is), and the
+  scores against the measured Δ averaged over all runs (a truth with less noise). Files
+  without recorded table rows or first-use terms serve only as such other runs.
+
+Writes results/lut_action_limits.json.
+
+    .venv/bin/python experiments/benchmarks/lut_action_limits.py [RESULT ...]
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine, write  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT = ["lut_paired_tiny_cpu_random_design", "lut_paired_tiny_cpu_first_use", "lut_paired_tiny_cpu_lead_in",
+           "lut_paired_tiny_cpu_scaled", "lut_paired_tiny_cpu_seed1_actions60"]
+VARIANTS = {"as_built": (), "attention_family": ("family",), "outside_per_layer": ("outside_layer",),
+            "slot_pairs": ("pairs",), "second_layer": ("second",)}
+ATTENTION = {"self_attn1d", "cross_attn1d", "self_attn3d", "cross_attn3d"}
+PRIOR_SD, OVERHEAD_PRIOR, NOISE_FLOOR = 0.5, 0.5, 0.02  # as lookup_tables.calibrate
+
+
+def _layers(arch: str) -> dict[str, tuple[str, int]]:
+    parts = [] if arch == "empty" else [p.split(":") for p in arch.split(",")]
+    return {slot: (op, int(n)) for slot, op, n in parts}
+
+
+def _hit(pred: float, meas: float) -> bool:
+    return (pred > 0) == (meas > 0) and abs(pred - meas) <= 0.2 * abs(meas)
+
+
+class Model:
+    """The calibration's Bayesian linear fit (lookup_tables.calibrate.fit, source ``both``) with
+    optional extra terms."""
+
+    def __init__(self, r: dict, extra: tuple[str, ...]):
+        self.rows, self.extra = r["table_rows"], extra
+        self.key = {(t["slot"], t["op"]): k for k, t in r["calibration"]["terms"].items()}
+        obs = r["calibration"]["observations"]
+        X, y, var = [], [], []
+        for o in obs:
+            for paired in (False, True):
+                value, se = (o["paired_ms"], o["paired_se_ms"]) if paired else (o["in_situ_ms"], o["in_situ_se_ms"])
+                X.append(self.features(_layers(o["arch"]), paired))
+                y.append(value)
+                var.append(max(se, 1e-6) ** 2 + (NOISE_FLOOR * abs(value)) ** 2)
+        self.names = sorted({k for x in X for k in x})
+        M = np.array([[x.get(k, 0.0) for k in self.names] for x in X])
+        W = 1.0 / np.array(var)
+        one_layer = float(np.median([self.rows[self.key[(s, op)]] for o in obs
+                                     for s, (op, _) in _layers(o["arch"]).items()]))
+        scale = np.array([k.startswith("scale:") for k in self.names])
+        per_ms = np.array([k.startswith("outside_layer:") for k in self.names])  # a fraction of the layer's ms
+        prior_mean = scale.astype(float)
+        prior_sd = np.where(scale | per_ms, PRIOR_SD, OVERHEAD_PRIOR * one_layer)
+        A = M.T @ (W[:, None] * M) + np.diag(prior_sd ** -2.0)
+        self.coef = dict(zip(self.names, np.linalg.solve(A, M.T @ (W * np.array(y)) + prior_mean * prior_sd ** -2.0)))
+
+    def features(self, layers: dict, paired: bool) -> dict[str, float]:
+        x: dict[str, float] = {}
+        for slot, (op, n) in layers.items():
+            ms = n * self.rows[self.key[(slot, op)]]
+            x[f"scale:{slot}:{op}"] = ms
+            x[f"slot:{slot}"] = 1.0
+            if paired:
+                x[f"outside:{slot}"] = 1.0
+                if "outside_layer" in self.extra:
+                    x[f"outside_layer:{op}"] = x.get(f"outside_layer:{op}", 0.0) + ms
+            if "second" in self.extra and n >= 2:
+                x[f"second:{slot}:{op}"] = 1.0
+        ops = {op for op, _ in layers.values()}
+        for op in ops:
+            x[f"first:{op}"] = 1.0
+        if "family" in self.extra and ops & ATTENTION:
+            x["first:attention"] = 1.0
+        if "pairs" in self.extra:
+            for a, b in itertools.combinations(sorted(layers), 2):
+                x[f"pair:{a}+{b}"] = 1.0
+        return x
+
+    def predict(self, arch: str, paired: bool = True) -> float:
+        return sum(self.coef.get(k, 0.0) * v for k, v in self.features(_layers(arch), paired).items())
+
+
+def score(r: dict, m: Model) -> dict:
+    acts = r["report"]["action_cases"]
+    errs, hits, above = [], 0, 0
+    for c in acts:
+        lat = c["latency_ms"]
+        d = m.predict(c["child"]) - m.predict(c["parent"])
+        errs.append(d - lat["measured"])
+        if abs(lat["measured"]) > 2 * lat["noise_se"]:
+            above += 1
+            hits += _hit(d, lat["measured"])
+    nets = [c for c in r["report"]["cases"] if c["arch"] != "empty"]
+    within = sum(abs(m.predict(c["arch"]) - c["temporal_ms"]["measured"]) <= 0.1 * abs(c["temporal_ms"]["measured"])
+                 for c in nets)
+    return {"actions_within_20pct": hits / above if above else None, "actions_above_noise": above,
+            "action_error_rms_ms": math.sqrt(statistics.mean(e * e for e in errs)),
+            "networks_within_10pct": within / len(nets) if nets else None, "networks": len(nets),
+            "terms": len(m.names)}
+
+
+def decompose(r: dict, m: Model) -> dict:
+    in_layer, outside, oracle = [], [], 0
+    for c in r["report"]["action_cases"]:
+        lat = c["latency_ms"]
+        d_out = m.predict(c["child"]) - m.predict(c["child"], paired=False) - (
+            m.predict(c["parent"]) - m.predict(c["parent"], paired=False))
+        d_in = m.predict(c["child"], paired=False) - m.predict(c["parent"], paired=False)
+        in_layer.append(d_in - lat["in_situ"])
+        outside.append(lat["in_situ"] + d_out - lat["measured"])
+        oracle += _hit(lat["in_situ"] + d_out, lat["measured"])
+    n = len(in_layer)
+    return {"in_layer_error_rms_ms": math.sqrt(statistics.mean(e * e for e in in_layer)),
+            "outside_error_rms_ms": math.sqrt(statistics.mean(e * e for e in outside)),
+            "median_noise_se_ms": statistics.median(c["latency_ms"]["noise_se"] for c in r["report"]["action_cases"]),
+            "oracle_in_situ_within_20pct": oracle / n if n else None}
+
+
+def across_runs(files: dict[str, dict], base: str) -> dict | None:
+    """Runs that validated ``base``'s actions: in-situ reproducibility, and ``base``'s model
+    against the measured Δ averaged over those runs (each run's Δ at ``base``'s table speed)."""
+    key = lambda c: (c["parent"], c["action"])  # noqa: E731
+    ref = {key(c): c["latency_ms"] for c in files[base]["report"]["action_cases"]}
+    same = {n: {key(c): c["latency_ms"] for c in r["report"]["action_cases"]} for n, r in files.items()}
+    same = {n: cs for n, cs in same.items() if set(ref) <= set(cs)}
+    if len(same) < 2:
+        return None
+    ratio = {n: statistics.median(ref[k]["predicted_uncalibrated"] / cs[k]["predicted_uncalibrated"] for k in ref)
+             for n, cs in same.items()}
+    spread = {}
+    for n, cs in same.items():
+        if n == base:
+            continue
+        g = statistics.median(ref[k]["in_situ"] / cs[k]["in_situ"] for k in ref)
+        spread[n] = statistics.pstdev(ref[k]["in_situ"] - g * cs[k]["in_situ"] for k in ref) / math.sqrt(2)
+    truth = {k: statistics.mean(cs[k]["measured"] * ratio[n] for n, cs in same.items()) for k in ref}
+    m = Model(files[base], ())
+    preds = {k: m.predict(c["child"]) - m.predict(c["parent"])
+             for c in files[base]["report"]["action_cases"] for k in [key(c)]}
+    return {"runs": sorted(same), "in_situ_per_run_sd_ms": spread,
+            "averaged_truth_within_20pct": sum(_hit(preds[k], truth[k]) for k in ref) / len(ref),
+            "averaged_truth_error_rms_ms": math.sqrt(statistics.mean((preds[k] - truth[k]) ** 2 for k in ref)),
+            "actions": len(ref)}
+
+
+def main() -> None:
+    names = [n for n in (sys.argv[1:] or DEFAULT) if (RESULTS / f"{n}.json").exists()]
+    files = {n: json.loads((RESULTS / f"{n}.json").read_text()) for n in names}
+    out = {"machine": machine(), "command": " ".join(["lut_action_limits.py"] + sys.argv[1:]), "files": {}}
+    for n, r in files.items():
+        if "table_rows" not in r or not r["calibration"].get("first_use"):
+            continue  # recorded before the benchmark kept the table's rows, or before first-use terms
+        built = Model(r, ())
+        dev = max(abs(built.predict(c["child"]) - built.predict(c["parent"]) - c["latency_ms"]["predicted"])
+                  for c in r["report"]["action_cases"])
+        out["files"][n] = {"as_built_max_dev_ms": dev,
+                           "variants": {v: score(r, Model(r, extra)) for v, extra in VARIANTS.items()},
+                           "decomposition": decompose(r, built), "across_runs": across_runs(files, n)}
+    print(write("lut_action_limits", out))
+    for n, a in out["files"].items():
+        print(f"{n} (as built reproduces the file's predictions within {a['as_built_max_dev_ms']:.1e} ms)")
+        for v, s in a["variants"].items():
+            print(f"  {v:18s} actions {s['actions_within_20pct']:.0%} of {s['actions_above_noise']}, RMS "
+                  f"{s['action_error_rms_ms']:.3f} ms; networks {s['networks_within_10pct']:.0%} of {s['networks']}")
+        d = a["decomposition"]
+        print(f"  error parts: in-layer RMS {d['in_layer_error_rms_ms']:.3f} ms, outside RMS "
+              f"{d['outside_error_rms_ms']:.3f} (noise SE {d['median_noise_se_ms']:.3f}); oracle with each action's "
+              f"own in-situ Δ: {d['oracle_in_situ_within_20pct']:.0%}")
+        x = a["across_runs"]
+        if x:
+            sd = ", ".join(f"{v:.3f}" for v in x["in_situ_per_run_sd_ms"].values())
+            print(f"  across {len(x['runs'])} runs: in-situ Δ per-run sd {sd} ms; against the averaged Δ "
+                  f"{x['averaged_truth_within_20pct']:.0%} of {x['actions']}, "
+                  f"RMS {x['averaged_truth_error_rms_ms']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
