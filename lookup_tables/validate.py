@@ -411,12 +411,19 @@ def _action_report(cases: list[dict]) -> dict:
               for c in clear]
     ceiling = sum(chance) / len(chance) if chance else None
     sign_u, within_u = share("predicted_uncalibrated")
+    # The error a search's ΔLatency carries: RMS of predicted − measured over the actions above
+    # noise, and what remains of it once the measurement's own noise is taken out (the model's).
+    err2 = [(c["latency_ms"]["predicted"] - c["latency_ms"]["measured"]) ** 2 for c in clear]
+    rms = math.sqrt(sum(err2) / len(err2)) if err2 else None
+    noise2 = sum(c["latency_ms"]["noise_se"] ** 2 for c in clear) / len(clear) if clear else 0.0
+    model = math.sqrt(max(rms ** 2 - noise2, 0.0)) if rms is not None else None
     mem = [c for c in cases if "memory_bytes" in c]
     mem_ok = [abs(c["memory_bytes"]["predicted"] - c["memory_bytes"]["measured"])
               <= max(0.10 * abs(c["memory_bytes"]["measured"]), 65536) for c in mem]
     return {"n": len(cases), "above_noise": len(clear), "right_sign": sign, "right_sign_within_20pct": within,
             "right_sign_within_20pct_or_2se": or_noise, "ceiling_within_20pct": ceiling,
             "median_noise_se_ms": _median([c["latency_ms"]["noise_se"] for c in cases]),
+            "error_rms_ms": rms, "model_error_rms_ms": model,
             "uncalibrated": {"right_sign": sign_u, "right_sign_within_20pct": within_u},
             "in_situ": {"above_noise": len(situ), "right_sign": situ_sign, "right_sign_within_20pct": situ_within},
             "latency_spearman": spearman([c["latency_ms"]["predicted"] for c in cases],

@@ -275,7 +275,8 @@ def run_validate(args) -> int:
               f"right sign and within ±20 % {_f(act['right_sign_within_20pct'], '.0%')} (or within twice the "
               f"measurement's standard error: {_f(act['right_sign_within_20pct_or_2se'], '.0%')}; a true "
               f"prediction would score {_f(act.get('ceiling_within_20pct'), '.0%')} against this noise); "
-              "ΔMemory within ±10 % "
+              f"ΔLatency error RMS {_f(act.get('error_rms_ms'), '.3f')} ms, "
+              f"{_f(act.get('model_error_rms_ms'), '.3f')} ms beyond the measurement's noise; ΔMemory within ±10 % "
               f"{_f(act['memory_within_10pct_or_64kib'], '.0%')}")
     spread = report["measurement_spread_p10_p90"]["median"]
     if spread is not None:

@@ -401,6 +401,7 @@ def test_validate_reports_paired_temporal_ceiling_actions_and_real_memory(tiny_t
     # Paired times are stated at the table's speed: its backbone row, and how fast the machine ran.
     assert r["scaled_to_table_speed"] and r["table_backbone_ms"] > 0 and r["machine_speed"]["median"] > 0
     assert r["actions"]["n"] == 2 and all("memory_bytes" in c for c in r["action_cases"])
+    assert {"error_rms_ms", "model_error_rms_ms"} <= set(r["actions"])
     assert r["protocol"]["rounds"] == 5 and r["protocol"]["action_rounds"] == 4
     case = next(c for c in r["cases"] if c["arch"] != "empty")
     assert len(case["temporal_ms"]["passes"]) == 2 and case["temporal_ms"]["predicted"] > 0
@@ -447,6 +448,12 @@ def test_action_report_states_what_a_true_prediction_would_score_against_the_noi
     assert r["ceiling_within_20pct"] == pytest.approx((math.erf(0.2 / (0.05 * math.sqrt(2)))
                                                        + math.erf(0.06 / (0.1 * math.sqrt(2)))) / 2)
     assert 0.7 < r["ceiling_within_20pct"] < 0.75
+    # The error over the two actions above noise (0.1 and 0 ms off); no more than their noise.
+    assert r["error_rms_ms"] == pytest.approx(math.sqrt(0.1 ** 2 / 2)) and r["model_error_rms_ms"] == 0.0
+    # Off by 0.3 and 0 ms with noise 0.05: the model's own error is what exceeds the noise.
+    r = _action_report([case(1.3, 1.0, 0.05), case(-0.5, -0.5, 0.05)])
+    assert r["error_rms_ms"] == pytest.approx(math.sqrt(0.3 ** 2 / 2))
+    assert r["model_error_rms_ms"] == pytest.approx(math.sqrt(0.3 ** 2 / 2 - 0.05 ** 2))
 
 
 def test_lut_calibrate_measures_the_design_with_random_networks(tiny_table_path, tiny_space, mid_space, tmp_path,
