@@ -36,6 +36,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine, write  # noqa: E402
 
+from lookup_tables.validate import _action_report  # noqa: E402
+from search_spaces.architecture import Architecture  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT = ["lut_paired_tiny_cpu_random_design", "lut_paired_tiny_cpu_first_use", "lut_paired_tiny_cpu_lead_in",
            "lut_paired_tiny_cpu_scaled", "lut_paired_tiny_cpu_seed1_actions60"]
@@ -45,13 +48,17 @@ ATTENTION = {"self_attn1d", "cross_attn1d", "self_attn3d", "cross_attn3d"}
 PRIOR_SD, OVERHEAD_PRIOR, NOISE_FLOOR = 0.5, 0.5, 0.02  # as lookup_tables.calibrate
 
 
-def _layers(arch: str) -> dict[str, tuple[str, int]]:
-    parts = [] if arch == "empty" else [p.split(":") for p in arch.split(",")]
-    return {slot: (op, int(n)) for slot, op, n in parts}
-
-
-def _hit(pred: float, meas: float) -> bool:
-    return (pred > 0) == (meas > 0) and abs(pred - meas) <= 0.2 * abs(meas)
+def _actions(cases: list[dict], predicted, measured=None) -> dict:
+    """``lut validate``'s action report (right sign and within ±20 % over the actions above
+    noise, error RMS) for other predictions (or truths) of the same cases: ``predicted(case)``,
+    ``measured(case)``."""
+    out = []
+    for c in cases:
+        lat = dict(c["latency_ms"], predicted=predicted(c))
+        if measured is not None:
+            lat["measured"] = measured(c)
+        out.append({**c, "latency_ms": lat})
+    return _action_report(out)
 
 
 class Model:
@@ -66,14 +73,14 @@ class Model:
         for o in obs:
             for paired in (False, True):
                 value, se = (o["paired_ms"], o["paired_se_ms"]) if paired else (o["in_situ_ms"], o["in_situ_se_ms"])
-                X.append(self.features(_layers(o["arch"]), paired))
+                X.append(self.features(Architecture.parse(o["arch"]), paired))
                 y.append(value)
                 var.append(max(se, 1e-6) ** 2 + (NOISE_FLOOR * abs(value)) ** 2)
         self.names = sorted({k for x in X for k in x})
         M = np.array([[x.get(k, 0.0) for k in self.names] for x in X])
         W = 1.0 / np.array(var)
-        one_layer = float(np.median([self.rows[self.key[(s, op)]] for o in obs
-                                     for s, (op, _) in _layers(o["arch"]).items()]))
+        one_layer = float(np.median([self.rows[self.key[(s, layer.op)]] for o in obs
+                                     for s, layer in Architecture.parse(o["arch"]).items()]))
         scale = np.array([k.startswith("scale:") for k in self.names])
         per_ms = np.array([k.startswith("outside_layer:") for k in self.names])  # a fraction of the layer's ms
         prior_mean = scale.astype(float)
@@ -81,9 +88,10 @@ class Model:
         A = M.T @ (W[:, None] * M) + np.diag(prior_sd ** -2.0)
         self.coef = dict(zip(self.names, np.linalg.solve(A, M.T @ (W * np.array(y)) + prior_mean * prior_sd ** -2.0)))
 
-    def features(self, layers: dict, paired: bool) -> dict[str, float]:
+    def features(self, arch: Architecture, paired: bool) -> dict[str, float]:
         x: dict[str, float] = {}
-        for slot, (op, n) in layers.items():
+        for slot, layer in arch.items():
+            op, n = layer.op, layer.count
             ms = n * self.rows[self.key[(slot, op)]]
             x[f"scale:{slot}:{op}"] = ms
             x[f"slot:{slot}"] = 1.0
@@ -93,59 +101,52 @@ class Model:
                     x[f"outside_layer:{op}"] = x.get(f"outside_layer:{op}", 0.0) + ms
             if "second" in self.extra and n >= 2:
                 x[f"second:{slot}:{op}"] = 1.0
-        ops = {op for op, _ in layers.values()}
+        ops = {layer.op for layer in arch.values()}
         for op in ops:
             x[f"first:{op}"] = 1.0
         if "family" in self.extra and ops & ATTENTION:
             x["first:attention"] = 1.0
         if "pairs" in self.extra:
-            for a, b in itertools.combinations(sorted(layers), 2):
+            for a, b in itertools.combinations(sorted(arch.keys()), 2):
                 x[f"pair:{a}+{b}"] = 1.0
         return x
 
     def predict(self, arch: str, paired: bool = True) -> float:
-        return sum(self.coef.get(k, 0.0) * v for k, v in self.features(_layers(arch), paired).items())
+        return sum(self.coef.get(k, 0.0) * v for k, v in self.features(Architecture.parse(arch), paired).items())
+
+    def delta(self, case: dict, paired: bool = True) -> float:
+        """The action's ΔLatency: child − parent (in the layers only with ``paired`` False)."""
+        return self.predict(case["child"], paired) - self.predict(case["parent"], paired)
 
 
 def score(r: dict, m: Model) -> dict:
-    acts = r["report"]["action_cases"]
-    errs, hits, above = [], 0, 0
-    for c in acts:
-        lat = c["latency_ms"]
-        d = m.predict(c["child"]) - m.predict(c["parent"])
-        errs.append(d - lat["measured"])
-        if abs(lat["measured"]) > 2 * lat["noise_se"]:
-            above += 1
-            hits += _hit(d, lat["measured"])
+    acts = _actions(r["report"]["action_cases"], m.delta)
     nets = [c for c in r["report"]["cases"] if c["arch"] != "empty"]
     within = sum(abs(m.predict(c["arch"]) - c["temporal_ms"]["measured"]) <= 0.1 * abs(c["temporal_ms"]["measured"])
                  for c in nets)
-    return {"actions_within_20pct": hits / above if above else None, "actions_above_noise": above,
-            "action_error_rms_ms": math.sqrt(statistics.mean(e * e for e in errs)),
+    return {"actions_within_20pct": acts["right_sign_within_20pct"], "actions_above_noise": acts["above_noise"],
+            "action_error_rms_ms": acts["error_rms_ms"],
             "networks_within_10pct": within / len(nets) if nets else None, "networks": len(nets),
             "terms": len(m.names)}
 
 
 def decompose(r: dict, m: Model) -> dict:
-    in_layer, outside, oracle = [], [], 0
-    for c in r["report"]["action_cases"]:
-        lat = c["latency_ms"]
-        d_out = m.predict(c["child"]) - m.predict(c["child"], paired=False) - (
-            m.predict(c["parent"]) - m.predict(c["parent"], paired=False))
-        d_in = m.predict(c["child"], paired=False) - m.predict(c["parent"], paired=False)
-        in_layer.append(d_in - lat["in_situ"])
-        outside.append(lat["in_situ"] + d_out - lat["measured"])
-        oracle += _hit(lat["in_situ"] + d_out, lat["measured"])
-    n = len(in_layer)
+    cases = r["report"]["action_cases"]
+
+    def oracle(c):  # the in-situ Δ as measured, plus the fitted costs outside the layers
+        return c["latency_ms"]["in_situ"] + m.delta(c) - m.delta(c, paired=False)
+
+    in_layer = [m.delta(c, paired=False) - c["latency_ms"]["in_situ"] for c in cases]
+    known = _actions(cases, oracle)  # its error is the outside part's
     return {"in_layer_error_rms_ms": math.sqrt(statistics.mean(e * e for e in in_layer)),
-            "outside_error_rms_ms": math.sqrt(statistics.mean(e * e for e in outside)),
-            "median_noise_se_ms": statistics.median(c["latency_ms"]["noise_se"] for c in r["report"]["action_cases"]),
-            "oracle_in_situ_within_20pct": oracle / n if n else None}
+            "outside_error_rms_ms": known["error_rms_ms"],
+            "median_noise_se_ms": statistics.median(c["latency_ms"]["noise_se"] for c in cases),
+            "oracle_in_situ_within_20pct": known["right_sign_within_20pct"]}
 
 
-def across_runs(files: dict[str, dict], base: str) -> dict | None:
+def across_runs(files: dict[str, dict], base: str, m: Model) -> dict | None:
     """Runs that validated ``base``'s actions: in-situ reproducibility, and ``base``'s model
-    against the measured Δ averaged over those runs (each run's Δ at ``base``'s table speed)."""
+    (``m``) against the measured Δ averaged over those runs (each run's Δ at ``base``'s table speed)."""
     key = lambda c: (c["parent"], c["action"])  # noqa: E731
     ref = {key(c): c["latency_ms"] for c in files[base]["report"]["action_cases"]}
     same = {n: {key(c): c["latency_ms"] for c in r["report"]["action_cases"]} for n, r in files.items()}
@@ -161,13 +162,10 @@ def across_runs(files: dict[str, dict], base: str) -> dict | None:
         g = statistics.median(ref[k]["in_situ"] / cs[k]["in_situ"] for k in ref)
         spread[n] = statistics.pstdev(ref[k]["in_situ"] - g * cs[k]["in_situ"] for k in ref) / math.sqrt(2)
     truth = {k: statistics.mean(cs[k]["measured"] * ratio[n] for n, cs in same.items()) for k in ref}
-    m = Model(files[base], ())
-    preds = {k: m.predict(c["child"]) - m.predict(c["parent"])
-             for c in files[base]["report"]["action_cases"] for k in [key(c)]}
+    averaged = _actions(files[base]["report"]["action_cases"], m.delta, lambda c: truth[key(c)])
     return {"runs": sorted(same), "in_situ_per_run_sd_ms": spread,
-            "averaged_truth_within_20pct": sum(_hit(preds[k], truth[k]) for k in ref) / len(ref),
-            "averaged_truth_error_rms_ms": math.sqrt(statistics.mean((preds[k] - truth[k]) ** 2 for k in ref)),
-            "actions": len(ref)}
+            "averaged_truth_within_20pct": averaged["right_sign_within_20pct"],
+            "averaged_truth_error_rms_ms": averaged["error_rms_ms"], "actions": len(ref)}
 
 
 def main() -> None:
@@ -178,11 +176,10 @@ def main() -> None:
         if "table_rows" not in r or not r["calibration"].get("first_use"):
             continue  # recorded before the benchmark kept the table's rows, or before first-use terms
         built = Model(r, ())
-        dev = max(abs(built.predict(c["child"]) - built.predict(c["parent"]) - c["latency_ms"]["predicted"])
-                  for c in r["report"]["action_cases"])
+        dev = max(abs(built.delta(c) - c["latency_ms"]["predicted"]) for c in r["report"]["action_cases"])
         out["files"][n] = {"as_built_max_dev_ms": dev,
                            "variants": {v: score(r, Model(r, extra)) for v, extra in VARIANTS.items()},
-                           "decomposition": decompose(r, built), "across_runs": across_runs(files, n)}
+                           "decomposition": decompose(r, built), "across_runs": across_runs(files, n, built)}
     print(write("lut_action_limits", out))
     for n, a in out["files"].items():
         print(f"{n} (as built reproduces the file's predictions within {a['as_built_max_dev_ms']:.1e} ms)")

@@ -17,12 +17,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine, write  # noqa: E402
 
+from search_spaces.architecture import Architecture  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT = ["lut_paired_tiny_cpu_lead_in", "lut_paired_tiny_cpu_first_use", "lut_paired_tiny_cpu_random_design"]
-
-
-def _layers(arch: str) -> dict[str, str]:
-    return {} if arch == "empty" else {p.split(":")[0]: p.split(":")[1] for p in arch.split(",")}
 
 
 def analyse(r: dict) -> dict:
@@ -33,8 +31,9 @@ def analyse(r: dict) -> dict:
     passes = [c["temporal_ms"]["passes"] for c in nets if len(c["temporal_ms"]["passes"]) == 2]
     three_paid, three_model = [], []
     for c in nets:
-        layers, t = _layers(c["arch"]), c["temporal_ms"]
-        model = sum(slot_ms[s] for s in layers) + sum(first_ms.get(op, 0.0) for op in set(layers.values()))
+        layers, t = Architecture.parse(c["arch"]), c["temporal_ms"]
+        model = sum(slot_ms[s] for s in layers.keys()) + sum(first_ms.get(op, 0.0)
+                                                             for op in {layer.op for layer in layers.values()})
         if len(layers) == 3:  # what the network paid beyond its scaled layers, in situ
             three_paid.append(t["in_situ"] - (t["predicted_in_layers"] - model))
             three_model.append(model)

@@ -302,15 +302,15 @@ def _f(v, fmt=".3f") -> str:
 
 def run_calibrate(args) -> int:
     from lookup_tables import LookupTable
-    from lookup_tables.calibrate import calibrate
+    from lookup_tables.calibrate import RANDOM_NETWORKS, calibrate
     from lookup_tables.validate import table_protocol
 
     table = LookupTable.load(args.lut)
     exp = load_experiment(args.config)
     cfg = table_protocol(table, exp.lut, args.repeats, args.warmup)
     source = args.source or ("both" if cfg.backend == "torch" and cfg.device == "cpu" else "paired")
-    more = {} if args.random_networks is None else {"random_networks": args.random_networks}
-    doc = calibrate(table, _space(exp), cfg, source=source, **more,
+    doc = calibrate(table, _space(exp), cfg, source=source,
+                    random_networks=RANDOM_NETWORKS if args.random_networks is None else args.random_networks,
                     progress=None if args.json else lambda i, a: print(f"[{i + 1}] {a}", file=sys.stderr))
     table.save(args.lut)
     if args.json:
