@@ -73,6 +73,14 @@ class LutConfig(PluginSection):
     # during a campaign, measure an estimated entry whose stated latency error exceeds this
     # (ms) on the campaign's device before deciding on it (None: decide on the estimate)
     measure_unsure_ms: float | None = None
+    # also measure one whose error exceeds the change of predicted latency that would change
+    # the strategy's decision (snapgen: which action leads; strategies that do not rank on
+    # latency state no gap). The table's protocol must match the campaign's device
+    measure_unsure_gap: bool = False
+    # the table's ΔLatency error per action (ms; `hwnas lut validate` states it): where a change
+    # of a child's predicted latency smaller than this would change the strategy's decision, the
+    # child is timed against its parent on the campaign's device and the decision uses that
+    measure_actions_ms: float | None = None
     grid: GridConfig | None = None
 
     def __post_init__(self):
@@ -83,8 +91,9 @@ class LutConfig(PluginSection):
             raise ValueError("repeats must be at least 3 (median, p10, p90)")
         if self.memory_limit_mib is not None and self.memory_limit_mib <= 0:
             raise ValueError("memory_limit_mib must be positive")
-        if self.measure_unsure_ms is not None and self.measure_unsure_ms < 0:
-            raise ValueError("measure_unsure_ms must be non-negative")
+        for name in ("measure_unsure_ms", "measure_actions_ms"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name} must be non-negative")
 
     @property
     def memory_limit_bytes(self) -> int | None:

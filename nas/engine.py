@@ -173,6 +173,7 @@ class Search:
         self.observer = Observer()
         self.rounds = self.steps_used = 0
         self.rescored = None  # the key of the final stage (nas.rescore) that stored all it shortlisted
+        self._meter = None  # times actions on this process's device (lut.measure_actions_ms)
 
     # the pieces ----------------------------------------------------------------------
     def _emit(self, kind: str, **fields) -> None:
@@ -198,6 +199,8 @@ class Search:
         self.cost = predict = TableCost(table, self.space)
         self.budgets = resolve_budgets(self.space, predict, exp.budgets)
         check_budgets(self.space, predict, self.budgets, exp.budgets)
+        if exp.lut.measure_actions_ms is not None:
+            self._action_meter()  # a table this device cannot time against fails before any training
         self.campaign.set_budgets(self.budgets)
         self.state = SearchState(self.space, predict, self.budgets, state_filter(self.space, table, self.budgets))
         s = exp.search
@@ -266,26 +269,75 @@ class Search:
         self._save()
         return self.strategy.stop_reason
 
-    def _measure_unsure(self, batch: list[Candidate]) -> None:
+    def _measure_unsure(self, outcomes: list[Outcome]) -> bool:
         """Measured when unsure (HiFi-LLP's hybrid): an estimated entry pricing a candidate of
-        this round whose stated error exceeds ``lut.measure_unsure_ms`` is measured on this
-        process's device before the strategy decides; the measurement joins the campaign's own
-        copy of the table (provenance ``measured-during-search``) and the decision uses it."""
-        threshold = self.experiment.lut.measure_unsure_ms
-        if threshold is None:
-            return
+        this round whose stated error exceeds ``lut.measure_unsure_ms``, or (with
+        ``lut.measure_unsure_gap``) the change of predicted latency that would change the
+        strategy's decision (``Strategy.decision_gaps_ms``), is measured on this process's device
+        before the strategy decides; the measurement joins the campaign's own copy of the table
+        (provenance ``measured-during-search``) and the decision uses it. True if any was."""
+        lut = self.experiment.lut
+        gaps = self.strategy.decision_gaps_ms(outcomes) if lut.measure_unsure_gap else {}
+        gap = min(gaps.values()) if gaps else None
+        if lut.measure_unsure_ms is None and gap is None:
+            return False
         from lookup_tables.unsure import measure_if_unsure
 
-        own = self.campaign.root / "lut.parquet"
-        for c in batch:
-            records = measure_if_unsure(self.table, self.space, self.cost.prediction(c.arch), self.experiment.lut,
-                                        threshold_ms=threshold, save_to=own)
+        own, measured = self.campaign.root / "lut.parquet", False
+        for o in outcomes:
+            records = measure_if_unsure(self.table, self.space, self.cost.prediction(o.candidate.arch), lut,
+                                        threshold_ms=lut.measure_unsure_ms, gap_ms=gap, save_to=own)
             for r in records:
-                self._emit("lut_measured_when_unsure", candidate=c.id, **{k: v for k, v in r.as_event().items()
-                                                                          if k != "event"})
+                self._emit("lut_measured_when_unsure", candidate=o.candidate.id, gap_ms=gap,
+                           **{k: v for k, v in r.as_event().items() if k != "event"})
             if records:
+                measured = True
                 self.cost.forget()
                 self.campaign.set_lut(own, replace=True)
+        return measured
+
+    def _measure_actions(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """Actions measured where the prediction cannot decide: a child whose predicted latency
+        would change the strategy's decision by changing less than ``lut.measure_actions_ms``
+        (the table's ΔLatency error per action, as ``hwnas lut validate`` states it) is timed on
+        this process's device against its parent (interleaved with the backbone, stated at the
+        table's speed: ``lookup_tables.paired``), and the strategy decides on the parent's
+        predicted latency plus the measured ΔLatency. Each is an ``action_measured`` event."""
+        error = self.experiment.lut.measure_actions_ms
+        gaps = self.strategy.decision_gaps_ms(outcomes) if error is not None else {}
+        close = {cid for cid, gap in gaps.items() if gap < error}
+        if not close:
+            return outcomes
+        meter, out = self._action_meter(), []
+        for o in outcomes:
+            c = o.candidate
+            if c.id not in close or c.parent is None:
+                out.append(o)
+                continue
+            parent_ms = self.state.predict(c.parent).latency_ms
+            p = meter.measure(c.arch, c.parent)
+            self._emit("action_measured", candidate=c.id, action=c.action, gap_ms=gaps[c.id], error_ms=error,
+                       predicted_ms=o.latency_ms - parent_ms, measured_ms=p.diff_ms, se_ms=p.diff_se_ms,
+                       speed=p.speed, rounds=p.rounds)
+            out.append(Outcome(c, o.result, Cost(parent_ms + p.diff_ms, o.memory_bytes)))
+        meter.forget(keep=(self.space.empty,))
+        return out
+
+    def _action_meter(self):
+        if self._meter is None:
+            from lookup_tables.build import op_options
+            from lookup_tables.paired import PairedMeter
+            from lookup_tables.profilers.base import create_profiler
+            from lookup_tables.validate import check_protocol
+
+            lut = self.experiment.lut
+            profiler = create_profiler(lut, self.space.config.dtype, op_options(self.space))
+            where = f"the campaign's device ({lut.backend} on {lut.device})"
+            self.table.check_compatible(profiler.fingerprint(), where)
+            check_protocol(self.table, self.space, profiler.fingerprint())
+            ref_ms = self.table.predict(self.space, self.space.empty, calibrated=False).backbone_ms
+            self._meter = PairedMeter(profiler, self.space, lut.repeats, lut.warmup, ref_ms=ref_ms)
+        return self._meter
 
     def _save(self) -> None:
         self.campaign.save_state({"strategy": self.strategy.state_dict(), "rounds": self.rounds,
@@ -307,8 +359,10 @@ class Search:
             results[job.key] = result
             self._emit("candidate", id=job.key, arch=str(job.arch), status=result.status, quality=result.quality,
                        reason=result.reason, steps=job.steps, seconds=result.seconds, wall_s=job.wall_s)
-        self._measure_unsure(batch)
         outcomes = [Outcome(c, results[c.id], self.state.predict(c.arch)) for c in batch]
+        if self._measure_unsure(outcomes):  # priced again from the measurements
+            outcomes = [Outcome(c, results[c.id], self.state.predict(c.arch)) for c in batch]
+        outcomes = self._measure_actions(outcomes)
         notes = self.strategy.update(outcomes)
         for o in outcomes:
             camp.record(self.space, o, notes.get(o.candidate.id, {}), self.rounds, self.budgets)

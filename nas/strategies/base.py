@@ -178,6 +178,14 @@ class Strategy:
         """What the last update decided, for the round's event (None: nothing to report)."""
         return None
 
+    def decision_gaps_ms(self, outcomes: list[Outcome]) -> dict[str, float]:
+        """How far the decision ``update(outcomes)`` would take is from changing: per candidate
+        id, the smallest change (ms) of that candidate's predicted latency that would change it.
+        The engine measures what is less sure than this before the strategy decides
+        (``lut.measure_unsure_gap``, ``lut.measure_actions_ms``). Empty: the decision does not
+        rank on latency."""
+        return {}
+
     def weight_keys(self) -> set[str]:
         """Stored weights later proposals may start from (the engine may drop the rest)."""
         return set()

@@ -20,6 +20,7 @@ METHOD.md leaves open are the options below.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Literal, Mapping
 
@@ -185,6 +186,17 @@ class SnapgenSearch(Strategy):
                 "score_latency": ratio(dq, dlat, self.options.epsilon_latency_ms, kind),
                 "score_memory": ratio(dq, dmem, self.options.epsilon_memory_bytes, kind)}
 
+    def _rescored(self, item: tuple[Outcome, dict], dq: float | None = None,
+                  dlat: float | None = None) -> tuple[Outcome, dict]:
+        """A scored child with its ΔQ or ΔLat replaced and its two ratios recomputed."""
+        o, note = item
+        kind = Action.parse(o.candidate.action).kind
+        dq = note["delta_quality"] if dq is None else dq
+        dlat = note["delta_latency_ms"] if dlat is None else dlat
+        return o, {**note, "delta_quality": dq, "delta_latency_ms": dlat,
+                   "score_latency": ratio(dq, dlat, self.options.epsilon_latency_ms, kind),
+                   "score_memory": ratio(dq, note["delta_memory_bytes"], self.options.epsilon_memory_bytes, kind)}
+
     def _halve(self, outcomes: list[Outcome]) -> dict[str, dict]:
         """After a rung below the last: keep the reference and the better share of the children."""
         ref = next(o for o in outcomes if o.candidate.role == "reference")
@@ -257,13 +269,6 @@ class SnapgenSearch(Strategy):
         higher ΔQ never worsens a child's place, in either branch), or, adding, no child
         could gain more than min_gain. Children that could not gain are left out. The chosen
         child's weights are then those of this rung's training."""
-        def moved(item, dq):
-            o, note = item
-            kind = Action.parse(o.candidate.action).kind
-            return o, {**note, "delta_quality": dq,
-                       "score_latency": ratio(dq, note["delta_latency_ms"], self.options.epsilon_latency_ms, kind),
-                       "score_memory": ratio(dq, note["delta_memory_bytes"], self.options.epsilon_memory_bytes, kind)}
-
         gain = self.options.min_gain
         if self.branch == "add":
             scored = [s for s in scored if s[1]["delta_quality"] + margin > gain]
@@ -277,14 +282,14 @@ class SnapgenSearch(Strategy):
             return False
         lead = self._rank(scored)[0]
         i = next(j for j, s in enumerate(scored) if s[0] is lead)
-        worst = moved(scored[i], scored[i][1]["delta_quality"] - margin)
+        worst = self._rescored(scored[i], dq=scored[i][1]["delta_quality"] - margin)
         if self.branch == "add" and worst[1]["delta_quality"] <= gain:
             return False
         for j, other in enumerate(scored):
             if j == i:
                 continue
             trial = list(scored)
-            trial[i], trial[j] = worst, moved(other, other[1]["delta_quality"] + margin)
+            trial[i], trial[j] = worst, self._rescored(other, dq=other[1]["delta_quality"] + margin)
             if self._rank(trial)[0] is not lead:
                 return False
         return True
@@ -297,17 +302,7 @@ class SnapgenSearch(Strategy):
         if not ref.ok:
             self._finish(f"the reference run of {ref.candidate.arch} failed: {ref.reason}")
             return {}
-        notes, scored = {}, []
-        for o in outcomes:
-            if o.candidate.role != "child" or not o.ok:
-                continue
-            note = {**self._deltas(o, ref), "chosen": False}
-            notes[o.candidate.id] = note
-            tiny = (abs(note["delta_latency_ms"]) < self.options.epsilon_latency_ms if self.branch != "memory"
-                    else abs(note["delta_memory_bytes"]) < self.options.epsilon_memory_bytes)
-            if self.eligible.get(o.candidate.id) and not (tiny and self.options.zero_delta == "skip"):
-                if self.branch != "add" or note["delta_quality"] > self.options.min_gain:
-                    scored.append((o, note))
+        notes, scored = self._scored(outcomes, ref)
         chosen = self._choose(scored)
         decision = {"round": self.round, "branch": self.branch, "from": str(self.current),
                     "reference_quality": ref.quality, "action": None}
@@ -327,6 +322,65 @@ class SnapgenSearch(Strategy):
         decision["to"] = str(self.current)
         self.decisions.append(decision)
         return notes
+
+    def _scored(self, outcomes: list[Outcome], ref: Outcome) -> tuple[dict[str, dict], list[tuple[Outcome, dict]]]:
+        """Every finished child's note, and the children A1's rule chooses among."""
+        notes, scored = {}, []
+        for o in outcomes:
+            if o.candidate.role != "child" or not o.ok:
+                continue
+            note = {**self._deltas(o, ref), "chosen": False}
+            notes[o.candidate.id] = note
+            tiny = (abs(note["delta_latency_ms"]) < self.options.epsilon_latency_ms if self.branch != "memory"
+                    else abs(note["delta_memory_bytes"]) < self.options.epsilon_memory_bytes)
+            if self.eligible.get(o.candidate.id) and not (tiny and self.options.zero_delta == "skip"):
+                if self.branch != "add" or note["delta_quality"] > self.options.min_gain:
+                    scored.append((o, note))
+        return notes, scored
+
+    def decision_gaps_ms(self, outcomes: list[Outcome]) -> dict[str, float]:
+        """Per competing child, the smallest change of its ΔLat (ms, either sign) that changes
+        which child leads the branch's ranking: found on a geometric grid from 1 ns up to twice
+        the largest |ΔLat| plus 1 ms, then bisected to 0.1 %. Empty where latency does not rank
+        (a training round, the memory branch, ``combine: memory``) or fewer than two compete."""
+        if self.phase == "train" or self.branch == "memory" or (self.branch == "add" and
+                                                                self.options.combine == "memory"):
+            return {}
+        ref = next((o for o in outcomes if o.candidate.role == "reference"), None)
+        if ref is None or not ref.ok:
+            return {}
+        scored = self._scored(outcomes, ref)[1]
+        if len(scored) < 2:
+            return {}
+        lead = self._rank(scored)[0]
+        top = 2 * max(abs(n["delta_latency_ms"]) for _, n in scored) + 1.0
+        grid = [1e-6 * 1.25 ** k for k in range(200) if 1e-6 * 1.25 ** k < top] + [top]
+        gaps = {}
+        for i, item in enumerate(scored):
+            best = math.inf
+            for sign in (1.0, -1.0):
+                def changes(delta):
+                    trial = list(scored)
+                    trial[i] = self._rescored(item, dlat=item[1]["delta_latency_ms"] + sign * delta)
+                    return self._rank(trial)[0] is not lead
+
+                lo, hi = 0.0, None
+                for d in grid:
+                    if d >= best:
+                        break
+                    if changes(d):
+                        hi = d
+                        break
+                    lo = d
+                if hi is None:
+                    continue
+                while hi - lo > 1e-3 * hi:
+                    mid = (lo + hi) / 2
+                    lo, hi = (lo, mid) if changes(mid) else (mid, hi)
+                best = hi
+            if not math.isinf(best):
+                gaps[item[0].candidate.id] = best
+        return gaps
 
     def _choose(self, scored: list[tuple[Outcome, dict]]) -> Outcome | None:
         if not scored:

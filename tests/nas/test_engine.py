@@ -12,6 +12,7 @@ from nas.campaign import Campaign
 from nas.config import Experiment
 from nas.engine import Observer, Search
 from nas.workers import WorkerPool
+from search_spaces.architecture import Architecture
 from tests.nas.conftest import small_config, synthetic_quality
 
 
@@ -112,6 +113,111 @@ def test_an_unsure_estimate_is_measured_before_the_decision(tmp_path, tiny_confi
     assert own.row(dropped)["provenance"] == "measured-during-search"
     assert dropped not in LookupTable.load(tmp_path / "holey.parquet")  # the user's table is untouched
     Search(Campaign.open(camp.root), pool=FakePool()).run()  # a resume accepts the campaign's copy
+
+
+class PricedQualityPool(FakePool):
+    """Quality proportional to the latency the table predicts: every addition gains the same
+    per ms, so the best two of an evolution step tie and any latency error could swap them."""
+
+    def __init__(self, cost):
+        super().__init__()
+        self.cost = cost
+
+    def evaluate(self, jobs):
+        for job, _ in super().evaluate(jobs):
+            q = 0.01 * self.cost(job.arch).latency_ms
+            yield job, CandidateResult(str(job.arch), "ok", None, q, {"flow": q}, {"w": torch.zeros(1)}, 0.1,
+                                       job.steps, 0.01)
+
+
+@pytest.mark.parametrize("strategy", ["snapgen", "random"])
+def test_an_estimate_less_sure_than_the_decision_gap_is_measured(tmp_path, tiny_config_path, work, small_lut,
+                                                                  strategy):
+    """With lut.measure_unsure_gap (and no threshold) an estimate is measured when its error
+    exceeds the latency change that would swap the strategy's best two actions (here they
+    tie); a strategy that does not rank on latency (random) states no gap: nothing is measured."""
+    from lookup_tables import LookupTable
+    from nas.engine import TableCost
+    from search_spaces.space import SearchSpace
+
+    exp0 = Experiment.load(small_config(tmp_path / "c0.yaml", tiny_config_path, work, lut=small_lut))
+    space = SearchSpace(exp0.space)
+    table = LookupTable.load(small_lut)
+    dropped = space.slot("mid").shape("conv1d").key
+    table.rows = table.rows.drop(dropped)
+    table.save(tmp_path / "holey.parquet")
+    options = {"combine": "latency"} if strategy == "snapgen" else {}
+    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=tmp_path / "holey.parquet",
+                       search={"strategy": strategy, "max_train_steps": 30, "workers": 0, "options": options})
+    data = yaml.safe_load(cfg.read_text())
+    data["lut"]["measure_unsure_gap"] = True
+    cfg.write_text(yaml.safe_dump(data))
+    experiment = Experiment.load(cfg)
+    camp = Campaign.create(tmp_path / "camp", experiment.to_dict())
+    Search(camp, experiment, pool=PricedQualityPool(TableCost(LookupTable.load(tmp_path / "holey.parquet"),
+                                                              space))).run()
+    measured = [e for e in camp.events() if e["event"] == "lut_measured_when_unsure"]
+    if strategy == "random":
+        assert not measured
+        return
+    assert [e["key"] for e in measured] == [dropped]
+    (e,) = measured
+    assert e["gap_ms"] < e["error_ms"] and e["threshold_ms"] == e["gap_ms"]
+    assert LookupTable.load(camp.root / "lut.parquet").row(dropped)["provenance"] == "measured-during-search"
+
+
+@pytest.mark.parametrize("strategy", ["snapgen", "random"])
+def test_actions_closer_than_the_tables_error_are_measured_and_decided_on(tmp_path, tiny_config_path, work,
+                                                                          small_lut, strategy):
+    """With lut.measure_actions_ms the children whose predicted latency could swap the decision
+    by changing less than that are timed against their parent on this device, and the strategy
+    decides on (and the trials record) the parent's prediction plus the measured ΔLatency; a
+    strategy that does not rank on latency (random) has nothing measured."""
+    from lookup_tables import LookupTable
+    from nas.engine import TableCost
+    from search_spaces.space import SearchSpace
+
+    options = {"combine": "latency"} if strategy == "snapgen" else {}
+    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=small_lut,
+                       search={"strategy": strategy, "max_train_steps": 30, "workers": 0, "options": options})
+    data = yaml.safe_load(cfg.read_text())
+    data["lut"]["measure_actions_ms"] = 0.05
+    cfg.write_text(yaml.safe_dump(data))
+    experiment = Experiment.load(cfg)
+    space = SearchSpace(experiment.space)
+    predict = TableCost(LookupTable.load(small_lut), space)
+    camp = Campaign.create(tmp_path / "camp", experiment.to_dict())
+    Search(camp, experiment, pool=PricedQualityPool(predict)).run()
+    measured = [e for e in camp.events() if e["event"] == "action_measured"]
+    if strategy == "random":
+        assert not measured
+        return
+    assert measured and all(e["gap_ms"] < 0.05 and e["rounds"] > 0 for e in measured)
+    trials = {t.user_attrs["candidate_id"]: t for t in camp.trials()}
+    for e in measured:  # recorded at the parent's prediction plus the measured ΔLatency
+        t = trials[e["candidate"]]
+        parent = predict(Architecture.parse(t.user_attrs["parent"])).latency_ms
+        assert t.values[1] == pytest.approx(parent + e["measured_ms"])
+        assert e["predicted_ms"] == pytest.approx(predict(Architecture.parse(t.user_attrs["arch"])).latency_ms - parent)
+        assert t.user_attrs["delta_latency_ms"] == pytest.approx(e["measured_ms"])  # the strategy's own ΔLat
+
+
+def test_measuring_actions_with_a_table_of_another_device_fails_before_any_training(tmp_path, tiny_config_path, work,
+                                                                                   small_lut):
+    from lookup_tables import DeviceMismatchError, LookupTable
+
+    table = LookupTable.load(small_lut)
+    table.meta["fingerprint"] = dict(table.fingerprint, device_name="a phone's NPU")
+    table.save(tmp_path / "phone.parquet")
+    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=tmp_path / "phone.parquet",
+                       search={"strategy": "snapgen", "max_train_steps": 30, "workers": 0})
+    data = yaml.safe_load(cfg.read_text())
+    data["lut"]["measure_actions_ms"] = 0.05
+    cfg.write_text(yaml.safe_dump(data))
+    experiment, pool = Experiment.load(cfg), FakePool()
+    with pytest.raises(DeviceMismatchError, match="the campaign's device .*device_name"):
+        Search(Campaign.create(tmp_path / "camp", experiment.to_dict()), experiment, pool=pool).run()
+    assert not pool.jobs
 
 
 # the final stage (rescore) -------------------------------------------------------------------

@@ -187,3 +187,79 @@ def test_halving_margin_in_a_removal_branch(tiny_space):
 def test_halving_margin_must_be_non_negative():
     with pytest.raises(ValueError, match="halving_margin"):
         create_strategy("snapgen", {"halving": True, "halving_margin": -1.0}, seed=0, steps=8)
+
+
+# how far a decision is from changing (the engine measures estimates less sure than this) ---------
+def priced_step(space, st, start: str, gains: dict[str, float], shift: tuple[str, float] | None = None, **options):
+    """One evolution step's strategy and outcomes, with ``shift`` = (action, ms) added to that
+    child's predicted latency."""
+    s = create_strategy("snapgen", {"start": start, **options}, seed=0, steps=10)
+    batch = s.propose(st)
+    outs = []
+    for c in batch:
+        base = cost(c.arch)
+        extra = shift[1] if shift and c.action == shift[0] else 0.0
+        q = 0.5 + (gains.get(c.action, 0.0) if c.role == "child" else 0.0)
+        outs.append(outcome(c, q, Cost(base.latency_ms + extra, base.memory_bytes)))
+    return s, outs
+
+
+def chosen_action(s, outs):
+    notes = s.update(outs)
+    return next((o.candidate.action for o in outs if notes.get(o.candidate.id, {}).get("chosen")), None)
+
+
+def test_decision_gap_is_the_latency_change_that_swaps_the_best_two_removals(tiny_space):
+    # over budget: -self_attn1d@up1 loses 0.01 for 2 ms (0.005/ms, chosen), -cross_attn1d@mid 0.03
+    # for 4 ms (0.0075/ms). The leader's ΔLat would have to shrink to 0.01/0.0075 ms (a change of
+    # 2/3 ms) to lose first place; the runner-up's to grow to 6 ms (2 ms), or to cross zero (4 ms:
+    # a removal priced as costing latency ranks first)
+    st, start = state(tiny_space, latency_ms=15.0), "mid:cross_attn1d:1,up1:self_attn1d:1"
+    gains = {"-cross_attn1d@mid": -0.03, "-self_attn1d@up1": -0.01}
+    s, outs = priced_step(tiny_space, st, start, gains)
+    gaps = s.decision_gaps_ms(outs)
+    by_action = {o.candidate.action: gaps[o.candidate.id] for o in outs if o.candidate.id in gaps}
+    assert by_action == pytest.approx({"-self_attn1d@up1": 2 / 3, "-cross_attn1d@mid": 2.0}, rel=2e-3)
+    for ms, action in ((2 / 3 * 0.99, "-self_attn1d@up1"), (2 / 3 * 1.01, "-cross_attn1d@mid")):
+        s, outs = priced_step(tiny_space, st, start, gains, shift=("-self_attn1d@up1", ms))
+        assert chosen_action(s, outs) == action
+
+
+@pytest.mark.parametrize("combine", ["rank", "latency", "normalized"])
+def test_decision_gap_no_smaller_change_of_one_child_swaps_the_leader_and_the_gap_does(tiny_space, combine):
+    import random
+
+    st = state(tiny_space, latency_ms=100.0)
+    rng = random.Random(combine)
+    for _ in range(3):
+        s, outs = priced_step(tiny_space, st, "empty", {})
+        gains = {o.candidate.action: rng.uniform(0.001, 0.05) for o in outs if o.candidate.role == "child"}
+        s, outs = priced_step(tiny_space, st, "empty", gains, combine=combine)
+        gaps = {o.candidate.action: g for o in outs for cid, g in s.decision_gaps_ms(outs).items()
+                if cid == o.candidate.id}
+        leader = chosen_action(*priced_step(tiny_space, st, "empty", gains, combine=combine))
+        for action, gap in gaps.items():  # each child's own gap
+            swaps = set()
+            for sign in (1, -1):
+                for f in [k / 20 for k in range(1, 20)] + [0.99]:  # changes below it keep the leader
+                    assert chosen_action(*priced_step(tiny_space, st, "empty", gains, (action, sign * f * gap),
+                                                      combine=combine)) == leader
+                swaps.add(chosen_action(*priced_step(tiny_space, st, "empty", gains, (action, sign * gap * 1.001),
+                                                    combine=combine)))
+            assert swaps - {leader}  # and a change of its size, one way or the other, swaps it
+        assert gaps  # some change of one child swaps the leader
+
+
+def test_no_decision_gap_where_latency_does_not_rank(tiny_space):
+    st = state(tiny_space, latency_ms=100.0, memory_mib=(BASE_BYTES + 1500.0) / 2**20)
+    start, gains = "mid:conv1d:1,up1:self_attn1d:1", {"-conv1d@mid": -0.02, "-self_attn1d@up1": -0.01}
+    s, outs = priced_step(tiny_space, st, start, gains)
+    assert s.branch == "memory" and s.decision_gaps_ms(outs) == {}
+    s, outs = priced_step(tiny_space, state(tiny_space, latency_ms=100.0), "empty", {"+conv1d@mid": 0.01},
+                          combine="memory")
+    assert s.decision_gaps_ms(outs) == {}
+    s, outs = priced_step(tiny_space, state(tiny_space, latency_ms=100.0), "empty", {"+conv1d@mid": 0.01})
+    assert s.decision_gaps_ms(outs) == {}  # one addition gains: nothing to swap with
+    s = create_strategy("snapgen", {"train_steps": 5}, seed=0, steps=10)
+    batch = s.propose(state(tiny_space, latency_ms=100.0))
+    assert s.decision_gaps_ms([outcome(c, 0.5, cost(c.arch)) for c in batch]) == {}  # a training round
