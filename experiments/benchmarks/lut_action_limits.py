@@ -14,7 +14,9 @@
   minus the in-situ Δ the hooks timed) and its outside part (the rest); and the score of an
   oracle that knows each action's in-situ Δ exactly and adds the fitted outside costs.
 * **across runs** (files that validated the same actions): the in-situ Δ's spread between two
-  runs after one ratio for the whole run (how reproducible the in-layer cost is), and the
+  runs after one ratio for the whole run (how reproducible the in-layer cost is), the share
+  of this run's timed Δ within ±20 % of another run's (scaled by the ratio of the two tables'
+  speeds: how far the measurement itself reproduces across runs), and the
   scores against the measured Δ averaged over all runs (a truth with less noise). Files
   without recorded table rows or first-use terms serve only as such other runs.
 
@@ -161,9 +163,15 @@ def across_runs(files: dict[str, dict], base: str, m: Model) -> dict | None:
             continue
         g = statistics.median(ref[k]["in_situ"] / cs[k]["in_situ"] for k in ref)
         spread[n] = statistics.pstdev(ref[k]["in_situ"] - g * cs[k]["in_situ"] for k in ref) / math.sqrt(2)
+    # one run's timed Δ against another's (scaled by the ratio of the two tables' speeds): how
+    # far the measurement itself reproduces across runs, beside the in-run noise ceiling
+    between = {n: {"timed_right_sign_within_20pct": statistics.mean(
+        ref[k]["measured"] * ratio[n] * cs[k]["measured"] > 0 and
+        abs(ref[k]["measured"] - ratio[n] * cs[k]["measured"]) <= 0.2 * abs(ratio[n] * cs[k]["measured"])
+        for k in ref), "table_speed_ratio": ratio[n]} for n, cs in same.items() if n != base}
     truth = {k: statistics.mean(cs[k]["measured"] * ratio[n] for n, cs in same.items()) for k in ref}
     averaged = _actions(files[base]["report"]["action_cases"], m.delta, lambda c: truth[key(c)])
-    return {"runs": sorted(same), "in_situ_per_run_sd_ms": spread,
+    return {"runs": sorted(same), "in_situ_per_run_sd_ms": spread, "timing_between_runs": between,
             "averaged_truth_within_20pct": averaged["right_sign_within_20pct"],
             "averaged_truth_error_rms_ms": averaged["error_rms_ms"], "actions": len(ref)}
 
@@ -196,6 +204,9 @@ def main() -> None:
             print(f"  across {len(x['runs'])} runs: in-situ Δ per-run sd {sd} ms; against the averaged Δ "
                   f"{x['averaged_truth_within_20pct']:.0%} of {x['actions']}, "
                   f"RMS {x['averaged_truth_error_rms_ms']:.3f}")
+            print("  timed Δ within ±20 % of another run's: " + ", ".join(
+                f"{o} {b['timed_right_sign_within_20pct']:.0%} (table speed ratio {b['table_speed_ratio']:.2f})"
+                for o, b in x["timing_between_runs"].items()))
 
 
 if __name__ == "__main__":

@@ -86,32 +86,46 @@ def test_killed_run_resumes_without_losing_or_repeating(tmp_path, experiment):
     assert "resumed" in [e["event"] for e in camp.events()]
 
 
+def with_lut(tmp_path, tiny_config_path, work, lut, search, **lut_options) -> Experiment:
+    """The small experiment on table ``lut`` with ``lut_options`` set."""
+    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=lut, search=search)
+    data = yaml.safe_load(cfg.read_text())
+    data["lut"].update(lut_options)
+    cfg.write_text(yaml.safe_dump(data))
+    return Experiment.load(cfg)
+
+
+def holey_table(tmp_path, tiny_config_path, work, small_lut):
+    """The small table less one operator row (conv1d at mid, then priced by estimate): its
+    path, the dropped key and the space."""
+    from lookup_tables import LookupTable
+    from search_spaces.space import SearchSpace
+
+    space = SearchSpace(Experiment.load(small_config(tmp_path / "c0.yaml", tiny_config_path, work,
+                                                     lut=small_lut)).space)
+    table = LookupTable.load(small_lut)
+    dropped = space.slot("mid").shape("conv1d").key
+    table.rows = table.rows.drop(dropped)
+    return table.save(tmp_path / "holey.parquet"), dropped, space
+
+
 def test_an_unsure_estimate_is_measured_before_the_decision(tmp_path, tiny_config_path, work, small_lut):
     """A table missing one operator row prices it by estimate; with lut.measure_unsure_ms the
     campaign measures it on its device, keeps it (provenance) in its own copy, and a resume
     prices from that copy."""
     from lookup_tables import LookupTable
-    from search_spaces.space import SearchSpace
 
-    exp0 = Experiment.load(small_config(tmp_path / "c0.yaml", tiny_config_path, work, lut=small_lut))
-    space = SearchSpace(exp0.space)
-    table = LookupTable.load(small_lut)
-    dropped = space.slot("mid").shape("conv1d").key
-    table.rows = table.rows.drop(dropped)
-    table.save(tmp_path / "holey.parquet")
-    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=tmp_path / "holey.parquet",
-                       search={"strategy": "snapgen", "max_train_steps": 30, "workers": 0})
-    data = yaml.safe_load(cfg.read_text())
-    data["lut"]["measure_unsure_ms"] = 0.0  # every estimate is unsure
-    cfg.write_text(yaml.safe_dump(data))
-    experiment = Experiment.load(cfg)
+    holey, dropped, _ = holey_table(tmp_path, tiny_config_path, work, small_lut)
+    experiment = with_lut(tmp_path, tiny_config_path, work, holey, {"strategy": "snapgen", "max_train_steps": 30,
+                                                                    "workers": 0},
+                          measure_unsure_ms=0.0)  # every estimate is unsure
     camp = Campaign.create(tmp_path / "camp", experiment.to_dict())
     Search(camp, experiment, pool=FakePool()).run()
     measured = [e for e in camp.events() if e["event"] == "lut_measured_when_unsure"]
     assert [e["key"] for e in measured] == [dropped]
     own = LookupTable.load(camp.root / "lut.parquet")
     assert own.row(dropped)["provenance"] == "measured-during-search"
-    assert dropped not in LookupTable.load(tmp_path / "holey.parquet")  # the user's table is untouched
+    assert dropped not in LookupTable.load(holey)  # the user's table is untouched
     Search(Campaign.open(camp.root), pool=FakePool()).run()  # a resume accepts the campaign's copy
 
 
@@ -138,24 +152,14 @@ def test_an_estimate_less_sure_than_the_decision_gap_is_measured(tmp_path, tiny_
     tie); a strategy that does not rank on latency (random) states no gap: nothing is measured."""
     from lookup_tables import LookupTable
     from nas.engine import TableCost
-    from search_spaces.space import SearchSpace
 
-    exp0 = Experiment.load(small_config(tmp_path / "c0.yaml", tiny_config_path, work, lut=small_lut))
-    space = SearchSpace(exp0.space)
-    table = LookupTable.load(small_lut)
-    dropped = space.slot("mid").shape("conv1d").key
-    table.rows = table.rows.drop(dropped)
-    table.save(tmp_path / "holey.parquet")
+    holey, dropped, space = holey_table(tmp_path, tiny_config_path, work, small_lut)
     options = {"combine": "latency"} if strategy == "snapgen" else {}
-    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=tmp_path / "holey.parquet",
-                       search={"strategy": strategy, "max_train_steps": 30, "workers": 0, "options": options})
-    data = yaml.safe_load(cfg.read_text())
-    data["lut"]["measure_unsure_gap"] = True
-    cfg.write_text(yaml.safe_dump(data))
-    experiment = Experiment.load(cfg)
+    experiment = with_lut(tmp_path, tiny_config_path, work, holey, {"strategy": strategy, "max_train_steps": 30,
+                                                                    "workers": 0, "options": options},
+                          measure_unsure_gap=True)
     camp = Campaign.create(tmp_path / "camp", experiment.to_dict())
-    Search(camp, experiment, pool=PricedQualityPool(TableCost(LookupTable.load(tmp_path / "holey.parquet"),
-                                                              space))).run()
+    Search(camp, experiment, pool=PricedQualityPool(TableCost(LookupTable.load(holey), space))).run()
     measured = [e for e in camp.events() if e["event"] == "lut_measured_when_unsure"]
     if strategy == "random":
         assert not measured
@@ -178,12 +182,9 @@ def test_actions_closer_than_the_tables_error_are_measured_and_decided_on(tmp_pa
     from search_spaces.space import SearchSpace
 
     options = {"combine": "latency"} if strategy == "snapgen" else {}
-    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=small_lut,
-                       search={"strategy": strategy, "max_train_steps": 30, "workers": 0, "options": options})
-    data = yaml.safe_load(cfg.read_text())
-    data["lut"]["measure_actions_ms"] = 0.05
-    cfg.write_text(yaml.safe_dump(data))
-    experiment = Experiment.load(cfg)
+    experiment = with_lut(tmp_path, tiny_config_path, work, small_lut, {"strategy": strategy, "max_train_steps": 30,
+                                                                        "workers": 0, "options": options},
+                          measure_actions_ms=0.05)
     space = SearchSpace(experiment.space)
     predict = TableCost(LookupTable.load(small_lut), space)
     camp = Campaign.create(tmp_path / "camp", experiment.to_dict())
@@ -209,12 +210,9 @@ def test_measuring_actions_with_a_table_of_another_device_fails_before_any_train
     table = LookupTable.load(small_lut)
     table.meta["fingerprint"] = dict(table.fingerprint, device_name="a phone's NPU")
     table.save(tmp_path / "phone.parquet")
-    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=tmp_path / "phone.parquet",
-                       search={"strategy": "snapgen", "max_train_steps": 30, "workers": 0})
-    data = yaml.safe_load(cfg.read_text())
-    data["lut"]["measure_actions_ms"] = 0.05
-    cfg.write_text(yaml.safe_dump(data))
-    experiment, pool = Experiment.load(cfg), FakePool()
+    experiment = with_lut(tmp_path, tiny_config_path, work, tmp_path / "phone.parquet",
+                          {"strategy": "snapgen", "max_train_steps": 30, "workers": 0}, measure_actions_ms=0.05)
+    pool = FakePool()
     with pytest.raises(DeviceMismatchError, match="the campaign's device .*device_name"):
         Search(Campaign.create(tmp_path / "camp", experiment.to_dict()), experiment, pool=pool).run()
     assert not pool.jobs
