@@ -81,6 +81,7 @@ class LutConfig(PluginSection):
     # of a child's predicted latency smaller than this would change the strategy's decision, the
     # child is timed against its parent on the campaign's device and the decision uses that
     measure_actions_ms: float | None = None
+    measure_actions_rounds: int = 300  # child, parent, backbone rounds per timed action (as lut_paired.py)
     grid: GridConfig | None = None
 
     def __post_init__(self):
@@ -91,6 +92,8 @@ class LutConfig(PluginSection):
             raise ValueError("repeats must be at least 3 (median, p10, p90)")
         if self.memory_limit_mib is not None and self.memory_limit_mib <= 0:
             raise ValueError("memory_limit_mib must be positive")
+        if self.measure_actions_rounds < 2:
+            raise ValueError("measure_actions_rounds must be at least 2")
         for name in ("measure_unsure_ms", "measure_actions_ms"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"{name} must be non-negative")

@@ -336,7 +336,7 @@ class Search:
             self.table.check_compatible(profiler.fingerprint(), where)
             check_protocol(self.table, self.space, profiler.fingerprint())
             ref_ms = self.table.predict(self.space, self.space.empty, calibrated=False).backbone_ms
-            self._meter = PairedMeter(profiler, self.space, lut.repeats, lut.warmup, ref_ms=ref_ms)
+            self._meter = PairedMeter(profiler, self.space, lut.measure_actions_rounds, lut.warmup, ref_ms=ref_ms)
         return self._meter
 
     def _save(self) -> None:

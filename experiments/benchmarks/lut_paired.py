@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--calibration-random", type=int, default=RANDOM_NETWORKS,
                     help="random networks in the calibration design, beside the structured ones")
     ap.add_argument("--seed", type=int, default=0, help="seed of the validated networks and actions")
+    ap.add_argument("--action-passes", type=int, default=1, help="passes over the actions (2: their two-pass ceiling)")
     ap.add_argument("--source", help="calibration source: both (default on cpu), in_situ or paired (default elsewhere)")
     ap.add_argument("--out-dir")
     ap.add_argument("--name")
@@ -100,7 +101,7 @@ def main() -> None:
         result["calibration"] = cal
         t2 = time.perf_counter()
         rep = validate(table, space, check, samples=args.samples, seed=args.seed, passes=2, actions=args.actions,
-                       action_rounds=args.action_rounds,
+                       action_rounds=args.action_rounds, action_passes=args.action_passes,
                        exclude=design,
                        progress=lambda i, a, n: print(f"[{i + 1}/{n}] {a}", file=sys.stderr, flush=True))
         result["validation_seconds"] = time.perf_counter() - t2

@@ -3,7 +3,7 @@
     hwnas lut build CONFIG|--grid G [--device D] [--backend B] --out LUT.parquet
     hwnas lut show LUT [CONFIG] [--json]             rows by provenance, calibration terms
     hwnas lut predict LUT CONFIG --arch ARCH [--uncalibrated] [--json]
-    hwnas lut validate LUT CONFIG [--samples N] [--passes 2] [--actions N] [--json]
+    hwnas lut validate LUT CONFIG [--samples N] [--passes 2] [--actions N] [--action-passes 2] [--json]
     hwnas lut calibrate LUT CONFIG [--repeats N] [--json]   fit the correction terms (sidecar)
     hwnas lut needs LUT CONFIG [--json]            what pricing another space would reuse/measure
     hwnas lut merge OUT LUT... [--allow-other-device]
@@ -61,6 +61,8 @@ def register(sub) -> None:
     p.add_argument("--passes", type=int, default=2, help="independent passes (2 gives the noise ceiling)")
     p.add_argument("--actions", type=int, default=0, help="random (parent, action) pairs to check")
     p.add_argument("--action-repeats", type=int, help="child, parent, backbone rounds per action (default: --repeats)")
+    p.add_argument("--action-passes", type=int, default=1,
+                   help="independent passes over the actions (2 gives their two-pass ceiling)")
     p.add_argument("--memory", default="real", help="real (the device allocator's peak), rss (resident set of a fresh "
                                                     "process; cpu) or tracker (the build's own meter)")
     p.add_argument("--as-measured", action="store_true",
@@ -243,11 +245,13 @@ def run_validate(args) -> int:
     table = LookupTable.load(args.lut)
     exp = load_experiment(args.config)
     cfg = table_protocol(table, exp.lut, args.repeats, args.warmup)
-    if args.passes < 1 or args.actions < 0 or (args.action_repeats is not None and args.action_repeats < 2):
-        raise CliError("--passes must be at least 1, --actions non-negative and --action-repeats at least 2")
+    if (args.passes < 1 or args.action_passes < 1 or args.actions < 0
+            or (args.action_repeats is not None and args.action_repeats < 2)):
+        raise CliError("--passes and --action-passes must be at least 1, --actions non-negative and --action-repeats "
+                       "at least 2")
     report = validate(table, _space(exp), cfg, samples=args.samples, seed=args.seed, statistic=args.statistic,
                       passes=args.passes, actions=args.actions, memory=args.memory, scale_to_table=not args.as_measured,
-                      action_rounds=args.action_repeats,
+                      action_rounds=args.action_repeats, action_passes=args.action_passes,
                       progress=None if args.json else lambda i, a, n: print(f"[{i + 1}/{n}] {a}", file=sys.stderr))
     if args.json:
         emit_json(report)
@@ -274,7 +278,9 @@ def run_validate(args) -> int:
         print(f"actions: {act['n']} checked, {act['above_noise']} above noise: right sign {_f(act['right_sign'], '.0%')}, "
               f"right sign and within ±20 % {_f(act['right_sign_within_20pct'], '.0%')} (or within twice the "
               f"measurement's standard error: {_f(act['right_sign_within_20pct_or_2se'], '.0%')}; a true "
-              f"prediction would score {_f(act.get('ceiling_within_20pct'), '.0%')} against this noise); "
+              f"prediction would score {_f(act.get('ceiling_within_20pct'), '.0%')} against this noise"
+              + (f", the second pass scores {act['two_pass_within_20pct']:.0%} against the first"
+                 if act.get("two_pass_within_20pct") is not None else "") + "); "
               f"ΔLatency error RMS {_f(act.get('error_rms_ms'), '.3f')} ms, "
               f"{_f(act.get('model_error_rms_ms'), '.3f')} ms beyond the measurement's noise; ΔMemory within ±10 % "
               f"{_f(act['memory_within_10pct_or_64kib'], '.0%')}")

@@ -390,7 +390,7 @@ def test_rss_memory_is_a_fresh_process_resident_peak(tiny_space):
 def test_validate_reports_paired_temporal_ceiling_actions_and_real_memory(tiny_table_path, tmp_path, hwnas):
     cfg = write_experiment(tmp_path / "e.yaml", tiny_space_dict(slots=["mid"], ops=["conv1d", "self_attn1d"]))
     out = hwnas("lut", "validate", tiny_table_path, cfg, "--samples", 3, "--repeats", 5, "--warmup", 1,
-                "--actions", 2, "--action-repeats", 4, "--json")
+                "--actions", 2, "--action-repeats", 4, "--action-passes", 2, "--json")
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     assert {"spearman", "kendall", "within_10pct", "mape"} <= set(r["latency"])
@@ -401,7 +401,8 @@ def test_validate_reports_paired_temporal_ceiling_actions_and_real_memory(tiny_t
     # Paired times are stated at the table's speed: its backbone row, and how fast the machine ran.
     assert r["scaled_to_table_speed"] and r["table_backbone_ms"] > 0 and r["machine_speed"]["median"] > 0
     assert r["actions"]["n"] == 2 and all("memory_bytes" in c for c in r["action_cases"])
-    assert {"error_rms_ms", "model_error_rms_ms"} <= set(r["actions"])
+    assert {"error_rms_ms", "model_error_rms_ms", "two_pass_within_20pct"} <= set(r["actions"])
+    assert all(len(c["latency_ms"]["later_passes"]) == 1 for c in r["action_cases"])  # timed twice
     assert r["protocol"]["rounds"] == 5 and r["protocol"]["action_rounds"] == 4
     case = next(c for c in r["cases"] if c["arch"] != "empty")
     assert len(case["temporal_ms"]["passes"]) == 2 and case["temporal_ms"]["predicted"] > 0
@@ -450,6 +451,11 @@ def test_action_report_states_what_a_true_prediction_would_score_against_the_noi
     assert 0.7 < r["ceiling_within_20pct"] < 0.75
     # The error over the two actions above noise (0.1 and 0 ms off); no more than their noise.
     assert r["error_rms_ms"] == pytest.approx(math.sqrt(0.1 ** 2 / 2)) and r["model_error_rms_ms"] == 0.0
+    assert r["two_pass_within_20pct"] is None  # one pass: no second to score
+    # A second pass scores against the first as the table does: 0.25 vs 0.3 is within ±20 %, 1.3 vs 1.0 not.
+    two = [case(1.1, 1.0, 0.05), case(0.3, 0.3, 0.1)]
+    two[0]["latency_ms"]["later_passes"], two[1]["latency_ms"]["later_passes"] = [1.3], [0.25]
+    assert _action_report(two)["two_pass_within_20pct"] == 0.5
     # Off by 0.3 and 0 ms with noise 0.05: the model's own error is what exceeds the noise.
     r = _action_report([case(1.3, 1.0, 0.05), case(-0.5, -0.5, 0.05)])
     assert r["error_rms_ms"] == pytest.approx(math.sqrt(0.3 ** 2 / 2))

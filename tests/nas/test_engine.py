@@ -184,7 +184,7 @@ def test_actions_closer_than_the_tables_error_are_measured_and_decided_on(tmp_pa
     options = {"combine": "latency"} if strategy == "snapgen" else {}
     experiment = with_lut(tmp_path, tiny_config_path, work, small_lut, {"strategy": strategy, "max_train_steps": 30,
                                                                         "workers": 0, "options": options},
-                          measure_actions_ms=0.05)
+                          measure_actions_ms=0.05, measure_actions_rounds=4)
     space = SearchSpace(experiment.space)
     predict = TableCost(LookupTable.load(small_lut), space)
     camp = Campaign.create(tmp_path / "camp", experiment.to_dict())
@@ -193,7 +193,7 @@ def test_actions_closer_than_the_tables_error_are_measured_and_decided_on(tmp_pa
     if strategy == "random":
         assert not measured
         return
-    assert measured and all(e["gap_ms"] < 0.05 and e["rounds"] > 0 for e in measured)
+    assert measured and all(e["gap_ms"] < 0.05 and e["rounds"] == 4 for e in measured)
     trials = {t.user_attrs["candidate_id"]: t for t in camp.trials()}
     for e in measured:  # recorded at the parent's prediction plus the measured ΔLatency
         t = trials[e["candidate"]]
