@@ -43,7 +43,7 @@ from search_spaces.architecture import Architecture  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT = ["lut_paired_tiny_cpu_random_design", "lut_paired_tiny_cpu_first_use", "lut_paired_tiny_cpu_lead_in",
-           "lut_paired_tiny_cpu_scaled", "lut_paired_tiny_cpu_seed1_actions60"]
+           "lut_paired_tiny_cpu_scaled", "lut_paired_tiny_cpu_seed1_actions60", "lut_paired_tiny_cpu_seed2_two_pass"]
 VARIANTS = {"as_built": (), "attention_family": ("family",), "outside_per_layer": ("outside_layer",),
             "slot_pairs": ("pairs",), "second_layer": ("second",)}
 ATTENTION = {"self_attn1d", "cross_attn1d", "self_attn3d", "cross_attn3d"}
