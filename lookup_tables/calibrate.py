@@ -50,8 +50,8 @@ from __future__ import annotations
 import numpy as np
 
 from lookup_tables.errors import LutError
-from lookup_tables.paired import LEAD_IN, PairedMeter
-from lookup_tables.profilers.base import create_profiler, now_iso
+from lookup_tables.paired import LEAD_IN
+from lookup_tables.profilers.base import now_iso
 from search_spaces.architecture import Architecture, Layer
 
 PRIOR_SD = 0.5
@@ -175,20 +175,14 @@ def calibrate(table, space, lut_config, archs: list[Architecture] | None = None,
     a fixed cost per slot from the paired ones)."""
     if source not in SOURCES:
         raise LutError(f"calibration source {source!r}; allowed: {', '.join(SOURCES)}")
-    from lookup_tables.build import op_options
-    from lookup_tables.validate import check_protocol
+    from lookup_tables.validate import table_meter
 
-    profiler = create_profiler(lut_config, space.config.dtype, op_options(space))
-    table.check_compatible(profiler.fingerprint(), f"this machine ({lut_config.backend} on {lut_config.device})")
-    check_protocol(table, space, profiler.fingerprint())
+    # Stated at the table's speed (lookup_tables.paired): a network measured while the machine
+    # ran slower than at the build would otherwise pull its terms up by the slowdown.
+    meter = table_meter(table, space, lut_config, rounds=rounds, warmup=warmup)
     if random_networks < 0:
         raise LutError(f"random networks: {random_networks}; a count, 0 or more")
     archs = archs or default_design(space, random_networks)
-    # Stated at the table's speed (lookup_tables.paired): a network measured while the machine
-    # ran slower than at the build would otherwise pull its terms up by the slowdown.
-    ref_ms = table.predict(space, space.empty, calibrated=False).backbone_ms
-    meter = PairedMeter(profiler, space, rounds or lut_config.repeats, lut_config.warmup if warmup is None else warmup,
-                        ref_ms=ref_ms)
     observations = []
     for i, arch in enumerate(archs):
         if progress:
@@ -204,6 +198,6 @@ def calibrate(table, space, lut_config, archs: list[Architecture] | None = None,
                              "speed": p.speed})
     doc = fit(table, space, observations, source=source)
     doc["protocol"] = {"rounds": meter.rounds, "warmup": meter.warmup, "lead_in": LEAD_IN, "paired_with": "backbone",
-                       "source": source, "scaled_to_table_backbone_ms": ref_ms}
+                       "source": source, "scaled_to_table_backbone_ms": meter.ref_ms}
     table.meta["calibration"] = doc
     return doc

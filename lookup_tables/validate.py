@@ -79,6 +79,22 @@ def check_protocol(table, space: SearchSpace, fingerprint: dict) -> None:
                 f"{k}={mine[k]!r}; re-measure the backbone under this protocol (hwnas lut build) before validating")
 
 
+def table_meter(table, space: SearchSpace, lut_config: LutConfig, rounds: int | None = None,
+                warmup: int | None = None, scale_to_table: bool = True, where: str | None = None) -> PairedMeter:
+    """A paired meter on ``lut_config``'s device for networks ``table`` prices: refuses a table
+    of another device (``where`` names this one) or a backbone row of another protocol, and
+    states its results at the speed of the table's backbone row (``scale_to_table``)."""
+    from lookup_tables.build import op_options
+
+    profiler = create_profiler(lut_config, space.config.dtype, op_options(space))
+    where = where or f"this machine ({lut_config.backend} on {lut_config.device})"
+    table.check_compatible(profiler.fingerprint(), where)
+    check_protocol(table, space, profiler.fingerprint())
+    ref_ms = table.predict(space, space.empty, calibrated=False).backbone_ms if scale_to_table else None
+    return PairedMeter(profiler, space, rounds or lut_config.repeats,
+                       lut_config.warmup if warmup is None else warmup, ref_ms=ref_ms)
+
+
 def rank(values: list[float]) -> list[float]:
     order = sorted(range(len(values)), key=lambda i: values[i])
     ranks = [0.0] * len(values)
@@ -196,23 +212,17 @@ def validate(table, space: SearchSpace, lut_config: LutConfig, samples: int = 20
     was measured at (False: as measured). ``action_rounds``: rounds per action (default: the
     protocol's repeats, as for networks). ``action_passes``: independent passes over the
     actions (2 gives their two-pass ceiling: pass 2 scored against pass 1 as the table is)."""
-    from lookup_tables.build import op_options
-
     if memory not in MEMORY_METERS:
         raise LutError(f"memory {memory!r}; allowed: {', '.join(MEMORY_METERS)}")
     table = table.with_statistic(statistic)
-    profiler = create_profiler(lut_config, space.config.dtype, op_options(space))
-    fingerprint = profiler.fingerprint()
-    table.check_compatible(fingerprint, f"this machine ({lut_config.backend} on {lut_config.device})")
-    check_protocol(table, space, fingerprint)
+    # Measurements are stated at the table's speed: each round scaled by the table's backbone
+    # over the backbone's running median (lookup_tables.paired); the plain ones are kept too.
+    meter = table_meter(table, space, lut_config, scale_to_table=scale_to_table)
+    profiler, ref_ms = meter.profiler, meter.ref_ms
     excluded = {str(a) for a in exclude}
     archs = [a for a in sample_architectures(space, samples + len(excluded), seed) if str(a) not in excluded][:samples]
     if space.empty not in archs:
         archs = [space.empty] + archs[:samples - 1]
-    # Measurements are stated at the table's speed: each round scaled by the table's backbone
-    # over the backbone's running median (lookup_tables.paired); the plain ones are kept too.
-    ref_ms = table.predict(space, space.empty, calibrated=False).backbone_ms if scale_to_table else None
-    meter = PairedMeter(profiler, space, lut_config.repeats, lut_config.warmup, ref_ms=ref_ms)
     calibrated = bool(table.meta.get("calibration"))
     step, total = 0, passes * len(archs) + actions * max(1, action_passes)
     runs: list[dict] = []

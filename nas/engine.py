@@ -325,18 +325,11 @@ class Search:
 
     def _action_meter(self):
         if self._meter is None:
-            from lookup_tables.build import op_options
-            from lookup_tables.paired import PairedMeter
-            from lookup_tables.profilers.base import create_profiler
-            from lookup_tables.validate import check_protocol
+            from lookup_tables.validate import table_meter
 
             lut = self.experiment.lut
-            profiler = create_profiler(lut, self.space.config.dtype, op_options(self.space))
-            where = f"the campaign's device ({lut.backend} on {lut.device})"
-            self.table.check_compatible(profiler.fingerprint(), where)
-            check_protocol(self.table, self.space, profiler.fingerprint())
-            ref_ms = self.table.predict(self.space, self.space.empty, calibrated=False).backbone_ms
-            self._meter = PairedMeter(profiler, self.space, lut.measure_actions_rounds, lut.warmup, ref_ms=ref_ms)
+            self._meter = table_meter(self.table, self.space, lut, rounds=lut.measure_actions_rounds,
+                                      where=f"the campaign's device ({lut.backend} on {lut.device})")
         return self._meter
 
     def _save(self) -> None:

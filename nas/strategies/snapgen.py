@@ -20,7 +20,6 @@ METHOD.md leaves open are the options below.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Literal, Mapping
 
@@ -356,31 +355,30 @@ class SnapgenSearch(Strategy):
         top = 2 * max(abs(n["delta_latency_ms"]) for _, n in scored) + 1.0
         grid = [1e-6 * 1.25 ** k for k in range(200) if 1e-6 * 1.25 ** k < top] + [top]
         gaps = {}
-        for i, item in enumerate(scored):
-            best = math.inf
-            for sign in (1.0, -1.0):
-                def changes(delta):
-                    trial = list(scored)
-                    trial[i] = self._rescored(item, dlat=item[1]["delta_latency_ms"] + sign * delta)
-                    return self._rank(trial)[0] is not lead
-
-                lo, hi = 0.0, None
-                for d in grid:
-                    if d >= best:
-                        break
-                    if changes(d):
-                        hi = d
-                        break
-                    lo = d
-                if hi is None:
-                    continue
-                while hi - lo > 1e-3 * hi:
-                    mid = (lo + hi) / 2
-                    lo, hi = (lo, mid) if changes(mid) else (mid, hi)
-                best = hi
-            if not math.isinf(best):
-                gaps[item[0].candidate.id] = best
+        for i, (o, _) in enumerate(scored):
+            found = [d for d in (self._change_of_lead(scored, i, sign, lead, grid) for sign in (1.0, -1.0))
+                     if d is not None]
+            if found:
+                gaps[o.candidate.id] = min(found)
         return gaps
+
+    def _change_of_lead(self, scored: list[tuple[Outcome, dict]], i: int, sign: float, lead: Outcome,
+                        grid: list[float]) -> float | None:
+        """The smallest step (ms) of child ``i``'s ΔLat in direction ``sign`` that takes the lead
+        from ``lead``: the first step of ``grid`` that does, bisected against the step before."""
+        def changes(delta):
+            trial = list(scored)
+            trial[i] = self._rescored(scored[i], dlat=scored[i][1]["delta_latency_ms"] + sign * delta)
+            return self._rank(trial)[0] is not lead
+
+        hi = next((d for d in grid if changes(d)), None)
+        if hi is None:
+            return None
+        lo = max((d for d in grid if d < hi), default=0.0)
+        while hi - lo > 1e-3 * hi:
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if changes(mid) else (mid, hi)
+        return hi
 
     def _choose(self, scored: list[tuple[Outcome, dict]]) -> Outcome | None:
         if not scored:
