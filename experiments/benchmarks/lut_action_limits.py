@@ -19,6 +19,13 @@
   speeds: how far the measurement itself reproduces across runs), and the
   scores against the measured Δ averaged over all runs (a truth with less noise). Files
   without recorded table rows or first-use terms serve only as such other runs.
+* **context model** (files whose actions no other file shares are held out in turn): is a
+  layer's in-situ cost predictable from its context? A least-squares model of each action's
+  in-situ Δ (the added or removed layer, in its smaller network) on the layer's table row per
+  operator and slot, an empty slot's first layer, a layer stacked on its own kind, the
+  network's layer count and distinct operators (each times the row), and the operator's
+  absence elsewhere, fitted on the other files' actions, against the library's in-layer
+  prediction on the held-out file's actions (``in_layer_rms_ms``).
 
 Writes results/lut_action_limits.json.
 
@@ -176,6 +183,46 @@ def across_runs(files: dict[str, dict], base: str, m: Model) -> dict | None:
             "averaged_truth_error_rms_ms": averaged["error_rms_ms"], "actions": len(ref)}
 
 
+def _context(case: dict, rows: dict) -> tuple[dict, float, float]:
+    """Features of the action's layer in its smaller network, its in-situ cost (ms, > 0 for a
+    layer that costs) and the library's prediction of it."""
+    parent, child = Architecture.parse(case["parent"]), Architecture.parse(case["child"])
+    sign = 1.0 if case["action"].startswith("+") else -1.0
+    small = parent if sign > 0 else child
+    op, slot = case["action"][1:].split("@")
+    below = small[slot].count if slot in small else 0
+    ops = {layer.op for layer in small.values()}
+    row = rows[(slot, op)]
+    x = {f"row:{slot}:{op}": row, f"slot_first:{slot}": float(below == 0), f"stacked:{op}": row * (below > 0),
+         "layers": row * sum(layer.count for layer in small.values()), "distinct_ops": row * len(ops),
+         f"op_absent:{op}": float(op not in ops)}
+    lat = case["latency_ms"]
+    return x, sign * lat["in_situ"], sign * lat["predicted_in_layers"]
+
+
+def context_model(files: dict[str, dict]) -> dict:
+    cases = {}
+    for n, r in files.items():
+        if "table_rows" not in r or not r["calibration"].get("first_use"):
+            continue
+        rows = {(t["slot"], t["op"]): r["table_rows"][k] for k, t in r["calibration"]["terms"].items()}
+        cases[n] = [((c["parent"], c["action"]), *_context(c, rows)) for c in r["report"]["action_cases"]]
+    out = {}
+    for n in cases:
+        held = {k for k, *_ in cases[n]}
+        train = [(x, y) for m in cases if m != n for k, x, y, _ in cases[m] if k not in held]
+        if not train:
+            continue
+        names = sorted({k for x, _ in train for k in x} | {k for _, x, _, _ in cases[n] for k in x})
+        X = np.array([[x.get(k, 0.0) for k in names] for x, _ in train])
+        w = np.linalg.lstsq(X, np.array([y for _, y in train]), rcond=None)[0]
+        rms = lambda e: math.sqrt(statistics.mean(v * v for v in e))  # noqa: E731
+        out[n] = {"actions": len(cases[n]), "trained_on": len(train),
+                  "in_layer_rms_ms": rms([np.dot([x.get(k, 0.0) for k in names], w) - y for _, x, y, _ in cases[n]]),
+                  "library_in_layer_rms_ms": rms([p - y for _, _, y, p in cases[n]])}
+    return out
+
+
 def main() -> None:
     names = [n for n in (sys.argv[1:] or DEFAULT) if (RESULTS / f"{n}.json").exists()]
     files = {n: json.loads((RESULTS / f"{n}.json").read_text()) for n in names}
@@ -188,6 +235,7 @@ def main() -> None:
         out["files"][n] = {"as_built_max_dev_ms": dev,
                            "variants": {v: score(r, Model(r, extra)) for v, extra in VARIANTS.items()},
                            "decomposition": decompose(r, built), "across_runs": across_runs(files, n, built)}
+    out["context_model"] = context_model(files)
     print(write("lut_action_limits", out))
     for n, a in out["files"].items():
         print(f"{n} (as built reproduces the file's predictions within {a['as_built_max_dev_ms']:.1e} ms)")
@@ -207,6 +255,9 @@ def main() -> None:
             print("  timed Δ within ±20 % of another run's: " + ", ".join(
                 f"{o} {b['timed_right_sign_within_20pct']:.0%} (table speed ratio {b['table_speed_ratio']:.2f})"
                 for o, b in x["timing_between_runs"].items()))
+    for n, c in out["context_model"].items():
+        print(f"context model fitted on {c['trained_on']} other actions, held out {n}: in-layer RMS "
+              f"{c['in_layer_rms_ms']:.3f} ms, library {c['library_in_layer_rms_ms']:.3f} ({c['actions']} actions)")
 
 
 if __name__ == "__main__":
