@@ -4,7 +4,7 @@ slot, the backbone, a few whole networks, the analytic H100 roofline beside the 
 and the coarse search under the iPhone budgets). Writes lut_tiny_cuda.json,
 lut_snapgen_v_cuda.json and the two tables under $OUT (or results/ beside this script).
 
-    python experiments/benchmarks/lut_cuda.py [--snapgen-samples 6]      (about 5 minutes on an H100)
+    experiments/benchmarks/gpu.sh lut_cuda.py [--snapgen-samples 6]      (about 5 minutes on an H100)
 """
 from __future__ import annotations
 
