@@ -99,6 +99,9 @@ def main() -> None:
                         source=args.source or ("both" if args.device == "cpu" else "paired"))
         result["calibration_seconds"] = time.perf_counter() - t1
         result["calibration"] = cal
+        name = args.name or f"lut_paired_{Path(args.config).stem}_{args.device.split(':')[0]}"
+        # the calibration alone is worth keeping if the validation is cut short (a device call's limit)
+        write(name, {**result, "partial": "calibration only: the validation did not finish"}, args.out_dir)
         t2 = time.perf_counter()
         rep = validate(table, space, check, samples=args.samples, seed=args.seed, passes=2, actions=args.actions,
                        action_rounds=args.action_rounds, action_passes=args.action_passes,
@@ -107,7 +110,6 @@ def main() -> None:
         result["validation_seconds"] = time.perf_counter() - t2
     result["report"] = rep
     result["targets"] = targets(rep)
-    name = args.name or f"lut_paired_{Path(args.config).stem}_{args.device.split(':')[0]}"
     print(write(name, result, args.out_dir))
     for k, v in result["targets"].items():
         val = v["value"]
