@@ -92,15 +92,39 @@ def _class(name: str):
     return cls
 
 
+def _check_config(config: dict, parts: dict) -> None:
+    """Every key a setting of its class (``parts``: key in ``config`` -> class, "" for the whole
+    config): diffusers ignores unknown keys with a warning, and a misspelt one would cost
+    another model."""
+    if "" not in parts and set(config) - set(parts):
+        extra = ", ".join(map(repr, sorted(set(config) - set(parts))))
+        raise CostError(f"config: takes {' and '.join(map(repr, parts))}, not {extra}")
+    for key, part in parts.items():
+        sub, where = (config.get(key, {}), f"config[{key!r}]") if key else (config, "config")
+        if not isinstance(sub, dict):
+            raise CostError(f"{where} must be a JSON object of {part.__name__} settings")
+        unknown = sorted(part.extract_init_dict(dict(sub))[1])
+        if unknown:
+            raise CostError(f"{where}: {', '.join(map(repr, unknown))} "
+                            f"{'is not a setting' if len(unknown) == 1 else 'are not settings'} of {part.__name__}")
+
+
 def build_diffusers_unet(name: str, config: dict | None = None) -> torch.nn.Module:
     """The class built on the meta device from ``config`` (its defaults when empty)."""
+    import diffusers
+
     cls = _class(name)
     config = dict(config or {})
+    motion = name == "UNetMotionModel" and (not config or {"unet", "motion_adapter"} & set(config))
+    level = diffusers.logging.get_verbosity()
+    diffusers.logging.set_verbosity_error()  # its notes (ignored keys, float32 modules) become our errors or nothing
     try:
+        if motion:
+            _check_config(config, {"unet": diffusers.UNet2DConditionModel, "motion_adapter": diffusers.MotionAdapter})
+        else:
+            _check_config(config, {"": cls})
         with torch.device("meta"):
-            if name == "UNetMotionModel" and (not config or {"unet", "motion_adapter"} & set(config)):
-                import diffusers
-
+            if motion:
                 unet = diffusers.UNet2DConditionModel.from_config({**SD15_UNET, **config.get("unet", {})})
                 adapter = diffusers.MotionAdapter.from_config(config.get("motion_adapter", {}))
                 model = cls.from_unet2d(unet, adapter)
@@ -108,6 +132,8 @@ def build_diffusers_unet(name: str, config: dict | None = None) -> torch.nn.Modu
                 model = cls.from_config(config) if config else cls()
     except (TypeError, ValueError, KeyError) as exc:
         raise CostError(f"{name} cannot be built from this config: {str(exc).splitlines()[0]}") from None
+    finally:
+        diffusers.logging.set_verbosity(level)
     # Some diffusers layers create parameters with the legacy torch.Tensor([...]) constructor,
     # which ignores the device context (SVD's AlphaBlender.mix_factor): move what stayed on cpu.
     return model.to("meta").eval()

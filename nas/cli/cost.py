@@ -19,11 +19,13 @@ from nas.cli.common import CliError, emit_json
 def register(sub) -> None:
     p = sub.add_parser("cost", help="FLOPs / params / activation memory of any model")
     p.add_argument("model", help="experiment YAML, or diffusers:ClassName")
-    p.add_argument("--arch", default="empty", help="architecture (with an experiment): canonical string, 'empty' or 'full'")
+    p.add_argument("--arch", default="empty",
+                   help="architecture (with an experiment only): canonical string, 'empty' or 'full'")
     p.add_argument("--config", help="diffusers model config: a JSON file or an inline JSON object")
     p.add_argument("--input", action="append", default=[], metavar="NAME=AxBxC",
                    help="shape of a forward input (repeatable); 'NAME=' alone gives a scalar")
-    p.add_argument("--frames", type=int, help="frames for video diffusers classes without --input (default: the class's)")
+    p.add_argument("--frames", type=int,
+                   help="frames for video diffusers classes without --input sample=... (default: the class's)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 
@@ -59,8 +61,15 @@ def _config_arg(text: str | None) -> dict:
 
 def run(args) -> int:
     shapes = parse_inputs(args.input)
+    if args.frames is not None and args.frames < 1:
+        raise CliError(f"--frames {args.frames}: a count of frames, 1 or more")
     if args.model.startswith("diffusers:"):
         from search_spaces.video_cost import diffusers_cost
+
+        if args.arch != "empty":
+            raise CliError("--arch applies to an experiment's search space, not to a diffusers:CLASS model")
+        if args.frames is not None and "sample" in shapes:
+            raise CliError("--frames sets the default sample's frames; with --input sample=... give them there")
 
         report = diffusers_cost(args.model.split(":", 1)[1], _config_arg(args.config), shapes, args.frames)
         if args.json:
@@ -81,6 +90,8 @@ def run(args) -> int:
     exp = load_experiment(args.model)
     if args.config:
         raise CliError("--config applies to diffusers:CLASS models; an experiment carries its own backbone")
+    if args.frames is not None:
+        raise CliError("--frames applies to diffusers:CLASS models; an experiment sets space.video.frames")
     space = SearchSpace(exp.space)
     arch = space.parse(args.arch)
     cost = architecture_cost(space, arch, shapes)

@@ -95,3 +95,24 @@ def test_cli_costs_svd_with_the_issue_inputs_and_bad_input_is_one_line():
     assert "--input sample=1x14x5x32x64" in bad.stderr
     bad = _hwnas("cost", "diffusers:AutoencoderKL")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "is not a UNet" in bad.stderr
+
+
+def test_a_config_key_no_class_takes_is_refused_not_ignored():
+    with pytest.raises(CostError, match=r"config: 'block_out_channel' is not a setting of UNet3DConditionModel"):
+        build_diffusers_unet("UNet3DConditionModel", {**UNET3D, "block_out_channel": [32, 64]})
+    with pytest.raises(CostError, match=r"config\['motion_adapter'\]: 'layers' is not a setting of MotionAdapter"):
+        build_diffusers_unet("UNetMotionModel", {"unet": UNET2D, "motion_adapter": {**ADAPTER, "layers": 1}})
+    with pytest.raises(CostError, match=r"takes 'unet' and 'motion_adapter', not 'adapter'"):
+        build_diffusers_unet("UNetMotionModel", {"unet": UNET2D, "adapter": ADAPTER})
+    assert list(build_diffusers_unet("UNet3DConditionModel", UNET3D).config.block_out_channels) == [32, 64]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--frames", "0"], "--frames 0: a count of frames, 1 or more"),
+    (["--arch", "full"], "--arch applies to an experiment's search space"),
+    (["--frames", "4", "--input", "sample=1x4x4x8x8"], "with --input sample=... give them there"),
+    (["--config", json.dumps({**SVD, "bogus": 1})], "'bogus' is not a setting of UNetSpatioTemporalConditionModel"),
+])
+def test_cli_options_that_would_be_ignored_are_one_line_errors(args, says):
+    bad = _hwnas("cost", "diffusers:UNetSpatioTemporalConditionModel", *args)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and says in bad.stderr, bad.stderr
