@@ -169,7 +169,8 @@ def calibrate(table, space, lut_config, archs: list[Architecture] | None = None,
               random_networks: int = RANDOM_NETWORKS) -> dict:
     """Measure ``archs`` (default ``default_design`` with ``random_networks``) paired with the backbone, fit the terms,
     store them in ``table.meta["calibration"]`` (save the table to keep them) and return them.
-    ``source``: what a network's temporal part is taken to be: ``paired`` (network − backbone,
+    ``progress(i, arch, n)`` is called before each network. ``source``: what a network's
+    temporal part is taken to be: ``paired`` (network − backbone,
     the end-to-end difference), ``in_situ`` (its temporal layers timed inside the network:
     far less noise, blind to the slot's fixed cost) or ``both`` (scales from the in-situ rows,
     a fixed cost per slot from the paired ones)."""
@@ -186,7 +187,7 @@ def calibrate(table, space, lut_config, archs: list[Architecture] | None = None,
     observations = []
     for i, arch in enumerate(archs):
         if progress:
-            progress(i, str(arch))
+            progress(i, str(arch), len(archs))
         p = meter.measure(arch, space.empty)
         meter.forget(keep=(space.empty,))
         if source in ("in_situ", "both") and p.situ_diff_ms is None:

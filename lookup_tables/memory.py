@@ -9,6 +9,10 @@ the analytic backend).
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 import torch
 
 from lookup_tables.profilers.base import Measurement
@@ -88,6 +92,21 @@ class CudaMeter:
         return self.peak_bytes
 
 
+@contextlib.contextmanager
+def _native_stderr_quiet():
+    """The profiler's C++ side logs a line to file descriptor 2 at every start and stop (``USDT:
+    ... profiler_start``), which no log level silences: hide that descriptor for those calls."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class CpuAllocatorMeter:
     """CPU, for validation: the peak of the bytes PyTorch's CPU allocator handed out inside the
     ``with`` block, summed from the allocation and free events ``torch.profiler`` records
@@ -105,11 +124,13 @@ class CpuAllocatorMeter:
 
         self._grad.__enter__()
         self._prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-        self._prof.__enter__()
+        with _native_stderr_quiet():
+            self._prof.__enter__()
         return self
 
     def __exit__(self, *exc):
-        self._prof.__exit__(*exc)
+        with _native_stderr_quiet():
+            self._prof.__exit__(*exc)
         events = [e for e in self._prof.profiler.kineto_results.events() if e.name() == "[memory]"
                   and e.device_type() == torch.autograd.DeviceType.CPU]
         live = peak = 0

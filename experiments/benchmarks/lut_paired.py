@@ -96,7 +96,8 @@ def main() -> None:
         design = default_design(space, args.calibration_random)
         result["table_rows"] = {k: table.row(k)["latency_ms"] for k in table.rows.index}
         cal = calibrate(table, space, check, archs=design, rounds=args.calibration_rounds,
-                        source=args.source or ("both" if args.device == "cpu" else "paired"))
+                        source=args.source or ("both" if args.device == "cpu" else "paired"),
+                        progress=lambda i, a, n: print(f"calibration [{i + 1}/{n}] {a}", file=sys.stderr, flush=True))
         result["calibration_seconds"] = time.perf_counter() - t1
         result["calibration"] = cal
         name = args.name or f"lut_paired_{Path(args.config).stem}_{args.device.split(':')[0]}"

@@ -21,7 +21,8 @@ from nas.cli.common import CliError, emit_json, load_experiment
 
 
 def register(sub) -> None:
-    lut = sub.add_parser("lut", help="lookup tables: build, show, predict, validate").add_subparsers(
+    lut = sub.add_parser("lut", help="lookup tables: build, show, predict, validate, calibrate, needs, merge, "
+                                         "export-bundle, import-results").add_subparsers(
         dest="action", required=True)
 
     p = lut.add_parser("build", help="measure a space's operators and backbone (resumes, skips measured rows)")
@@ -35,7 +36,7 @@ def register(sub) -> None:
     p.set_defaults(func=run_build)
 
     p = lut.add_parser("show", help="a table's device, protocol, rows (by provenance), calibration, estimator error")
-    p.add_argument("lut")
+    p.add_argument("lut", help="the table, LUT.parquet")
     p.add_argument("config", nargs="?", help="experiment YAML: also list the entries pricing it would estimate")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_show)
@@ -53,8 +54,8 @@ def register(sub) -> None:
     p = lut.add_parser("validate", help="measure random whole networks and compare with the prediction")
     p.add_argument("lut")
     p.add_argument("config")
-    p.add_argument("--samples", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=int, default=20, help="random whole networks to measure (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled networks and actions")
     p.add_argument("--repeats", type=int, help="A,B rounds per network (default: the table's repeats)")
     p.add_argument("--warmup", type=int, help="warm-up rounds per network (default: the table's)")
     p.add_argument("--statistic", default="median", help="compare the median, p10 or p90 latency")
@@ -80,7 +81,7 @@ def register(sub) -> None:
                                     "default there), in_situ, or paired (network - backbone; the default elsewhere)")
     p.add_argument("--random-networks", type=int,
                    help="random networks measured beside the structured design, so the terms hold for "
-                        "networks like those a search meets (default: lookup_tables.calibrate.RANDOM_NETWORKS)")
+                        "networks like those a search meets (default: 12, lookup_tables.calibrate.RANDOM_NETWORKS)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_calibrate)
 
@@ -116,11 +117,12 @@ def register(sub) -> None:
 def _protocol_args(p) -> None:
     p.add_argument("--backend", help="torch, onnxruntime, coreml or analytic (default: the config's lut.backend)")
     p.add_argument("--device", help="cpu, cuda, cuda:N, mps; for analytic a device spec name")
-    p.add_argument("--repeats", type=int)
-    p.add_argument("--warmup", type=int)
+    p.add_argument("--repeats", type=int, help="timed calls per entry (default: the config's lut.repeats)")
+    p.add_argument("--warmup", type=int, help="untimed calls before them (default: the config's lut.warmup)")
     p.add_argument("--threads", type=int, help="measuring threads (torch, onnxruntime: lut.options.threads)")
     p.add_argument("--clock", help="wall (elapsed) or thread (CPU time of the measuring thread; cpu, 1 thread)")
-    p.add_argument("--memory-limit-mib", type=float)
+    p.add_argument("--memory-limit-mib", type=float,
+                   help="device memory: an entry whose peak exceeds it is marked oom (default: the config's)")
 
 
 def _lut_config(args, exp=None):
@@ -161,7 +163,8 @@ def run_build(args) -> int:
     if args.json:
         emit_json(summary)
     else:
-        print(f"{args.out}: {summary['rows']} rows {summary['by_status']}")
+        print(f"{args.out}: {summary['rows']} rows ("
+              + ", ".join(f"{n} {status}" for status, n in summary["by_status"].items()) + ")")
     return 0
 
 
@@ -186,20 +189,25 @@ def run_show(args) -> int:
 
     fp = summary["fingerprint"]
     console = Console()
+    protocol = ", ".join(f"{k} {v}" for k, v in summary["protocol"].items())
     console.print(f"{args.lut}: {fp.get('backend')} on {fp.get('device')} ({fp.get('device_name')}), "
-                  f"{fp.get('dtype')}, {fp.get('threads')} thread(s); protocol {summary['protocol']}")
+                  f"{fp.get('dtype')}, {fp.get('threads')} thread(s); protocol: {protocol}")
+    provenance = {k: prov for prov, keys in summary["provenance"].items() if prov != "estimated" for k in keys}
     t = Table()
-    for col in ("key", "status", "latency ms (p10-p90)", "memory", "reason"):
+    for col in ("key", "provenance", "status", "latency ms (p10-p90)", "memory", "reason"):
         t.add_column(col, overflow="fold")
     for r in table.records():
         lat = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.3f} ({r['latency_p10_ms']:.3f}-{r['latency_p90_ms']:.3f})"
-        t.add_row(r["key"], r["status"], lat, _fmt_bytes(r["memory_bytes"]), r["reason"] or "")
+        t.add_row(r["key"], provenance.get(r["key"], ""), r["status"], lat, _fmt_bytes(r["memory_bytes"]),
+                  r["reason"] or "")
     console.print(t)
-    for prov, keys in summary["provenance"].items():
-        if keys:
-            console.print(f"{prov}: {len(keys)}")
-            for k in keys:
-                console.print(f"  {k}")
+    console.print("rows by provenance: " + ", ".join(
+        f"{prov}: {len(keys)}" for prov, keys in summary["provenance"].items() if prov != "estimated"))
+    estimated = summary["provenance"].get("estimated")
+    if estimated is not None:
+        console.print(f"estimated (not rows; {args.config} needs them): {len(estimated)}")
+        for k in estimated:
+            console.print(f"  {k}")
     cal = summary["calibration"]
     if cal:
         console.print(f"calibration ({cal['fitted_at']}, {len(cal['observations'])} networks, "
@@ -229,6 +237,8 @@ def run_predict(args) -> int:
     print(f"{pred.arch}: {pred.latency_ms:.3f} ms ± {pred.latency_error_ms:.3f}, "
           f"{_fmt_bytes(pred.memory_bytes)} ± {_fmt_bytes(pred.memory_error_bytes)} [{pred.status}]"
           + (f" (calibrated; uncalibrated {pred.uncalibrated_latency_ms:.3f} ms)" if pred.calibrated else ""))
+    if not (pred.calibrated or args.uncalibrated) and pred.arch != "empty" and table.meta.get("calibration"):
+        print("  not calibrated: the table's calibration terms price other shapes (hwnas lut calibrate for this space)")
     for key in pred.missing:
         print(f"  estimated (not measured): {key}")
     for reason in pred.reasons:
@@ -256,10 +266,11 @@ def run_validate(args) -> int:
     if args.json:
         emit_json(report)
         return 0
-    for what in ("latency", "memory"):
+    for what, label in (("latency", "whole-network latency as timed (not speed-scaled)"),
+                        ("memory", "whole-network memory")):
         a = report[what]
         if a["n"]:
-            print(f"{what}: {a['within_5pct']:.0%} within ±5 %, {a['within_10pct']:.0%} within ±10 %, "
+            print(f"{label}: {a['within_5pct']:.0%} within ±5 %, {a['within_10pct']:.0%} within ±10 %, "
                   f"MAPE {a['mape']:.2%}, RMSE {a['rmse']:.4g} over {a['n']} networks")
     print(f"memory measured by: {report['memory_meter'] or 'nothing (this backend does not run the network)'}")
     speed = report["machine_speed"]
@@ -317,12 +328,13 @@ def run_calibrate(args) -> int:
     source = args.source or ("both" if cfg.backend == "torch" and cfg.device == "cpu" else "paired")
     doc = calibrate(table, _space(exp), cfg, source=source,
                     random_networks=RANDOM_NETWORKS if args.random_networks is None else args.random_networks,
-                    progress=None if args.json else lambda i, a: print(f"[{i + 1}] {a}", file=sys.stderr))
+                    progress=None if args.json else lambda i, a, n: print(f"[{i + 1}/{n}] {a}", file=sys.stderr))
     table.save(args.lut)
     if args.json:
         emit_json(doc)
         return 0
-    print(f"{args.lut}: {len(doc['terms'])} calibration terms from {len(doc['observations'])} networks "
+    terms = len(doc["terms"]) + len(doc.get("overheads") or {}) + len(doc.get("first_use") or {})
+    print(f"{args.lut}: {terms} calibration terms from {len(doc['observations'])} networks "
           f"(residual RMS {doc['residual_rms_ms']:.3f} ms)")
     for term in doc["terms"].values():
         print(f"  {term['op']}@{term['slot']}: scale {term['scale']:.3f} ± {term['scale_sd']:.3f}")

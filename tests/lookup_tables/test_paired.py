@@ -483,3 +483,18 @@ def test_lut_calibrate_measures_the_design_with_random_networks(tiny_table_path,
     assert LookupTable.load(lut).meta["calibration"]["observations"] == doc["observations"]
     bad = hwnas("lut", "calibrate", lut, cfg, "--random-networks", -1)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "random networks" in bad.stderr
+    # As text: progress counts the design, and the summary counts every term it lists.
+    out = hwnas("lut", "calibrate", lut, cfg, "--repeats", 3, "--warmup", 0, "--random-networks", 0)
+    assert out.returncode == 0, out.stderr
+    n = len(structured)
+    assert f"[1/{n}] " in out.stderr and f"[{n}/{n}] " in out.stderr
+    doc = LookupTable.load(lut).meta["calibration"]
+    terms = len(doc["terms"]) + len(doc["overheads"]) + len(doc["first_use"])
+    assert terms == 9 + 3 + 3 and f"{terms} calibration terms from {n} networks" in out.stdout
+    assert len([line for line in out.stdout.splitlines() if line.startswith("  ")]) == terms
+    # A space of other shapes is priced uncalibrated, and says so.
+    other = write_experiment(tmp_path / "f.yaml", tiny_space_dict(video={"frames": 6, "height": 8, "width": 8}))
+    out = hwnas("lut", "predict", lut, other, "--arch", "full")
+    assert out.returncode == 0 and "not calibrated: the table's calibration terms price other shapes" in out.stdout
+    out = hwnas("lut", "predict", lut, cfg, "--arch", "full")
+    assert out.returncode == 0 and "not calibrated" not in out.stdout and "(calibrated;" in out.stdout

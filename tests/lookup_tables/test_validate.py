@@ -36,6 +36,19 @@ def test_validate_cli_measures_whole_networks(tiny_table_path, tmp_path, hwnas):
     assert worst["latency_ms"]["measured"] > 0 and worst["arch"]
 
 
+def test_the_real_memory_meter_keeps_the_profilers_native_log_off_stderr(tiny_table_path, tmp_path, capfd):
+    from nas.cli import main
+
+    # torch.profiler, behind --memory real, logs a line from C++ at every start and stop
+    # ("USDT: ... profiler_start"), past Python's sys.stderr: only file descriptor 2 sees it.
+    cfg = write_experiment(tmp_path / "e.yaml", tiny_space_dict(slots=["mid"], ops=["conv1d"]))
+    assert main(["lut", "validate", str(tiny_table_path), str(cfg), "--samples", "2", "--repeats", "3",
+                 "--warmup", "0", "--passes", "1"]) == 0
+    out, err = capfd.readouterr()
+    assert "memory measured by: cpu allocator events" in out
+    assert "profiler_st" not in err and "[2/2]" in err  # the progress still reaches stderr
+
+
 def test_lut_cli_build_show_predict_needs(tmp_path, hwnas):
     cfg = write_experiment(tmp_path / "e.yaml", tiny_space_dict(slots=["mid"], ops=["conv1d"]),
                            lut={"warmup": 1, "repeats": 3})
