@@ -147,7 +147,9 @@ def default_shapes(model, name: str, frames: int | None = None, height: int | No
     size = cfg.get("sample_size")
     h, w = (size, size) if isinstance(size, int) else (tuple(size) if size else (spec.height, spec.width))
     h, w = height or h, width or w
-    f = frames or spec.frames
+    if frames is not None and frames < 1:
+        raise CostError(f"frames {frames}: a count of frames, 1 or more")
+    f = spec.frames if frames is None else frames
     c = cfg.get("in_channels", 4)
     dim = cfg.get("cross_attention_dim", 768)
     dim = dim[0] if isinstance(dim, (list, tuple)) else dim

@@ -105,6 +105,8 @@ def test_a_config_key_no_class_takes_is_refused_not_ignored():
     with pytest.raises(CostError, match=r"takes 'unet' and 'motion_adapter', not 'adapter'"):
         build_diffusers_unet("UNetMotionModel", {"unet": UNET2D, "adapter": ADAPTER})
     assert list(build_diffusers_unet("UNet3DConditionModel", UNET3D).config.block_out_channels) == [32, 64]
+    with pytest.raises(CostError, match="frames 0: a count of frames"):
+        diffusers_cost("UNet3DConditionModel", UNET3D, frames=0)
 
 
 @pytest.mark.parametrize("args, says", [
