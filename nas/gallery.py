@@ -63,6 +63,7 @@ def build_gallery(campaign: Campaign, out: str | Path, prompts=DEFAULT_PROMPTS, 
     if not front.evaluated:
         raise HwnasError(f"{campaign.root}: no candidate has finished yet")
     exp = campaign.experiment()
+    budgets = campaign.budgets()  # as the search resolved them (relative ones against its table)
     given = {}
     for path in models:
         given.setdefault(read_meta(path)["arch"], path)
@@ -101,7 +102,7 @@ def build_gallery(campaign: Campaign, out: str | Path, prompts=DEFAULT_PROMPTS, 
                 name = f"arch{i:02d}_prompt{j}.gif"
                 write_video(clip, files / name, fps, scale)
                 videos.append(f"{files.name}/{name}")
-            feasible = not exp.budgets.violations(point.latency_ms, point.memory_bytes)
+            feasible = not budgets.violations(point.latency_ms, point.memory_bytes)
             rows.append({"arch": point.arch, "quality": point.quality, "latency_ms": point.latency_ms,
                          "memory_bytes": point.memory_bytes, "feasible": feasible, "weights": source,
                          "videos": videos})

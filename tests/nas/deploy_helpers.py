@@ -49,9 +49,11 @@ def write_config(path: Path, exp: dict) -> Path:
     return path
 
 
-def make_campaign(root: Path, workdir: Path, stored_state: dict | None = None):
+def make_campaign(root: Path, workdir: Path, stored_state: dict | None = None, relative: bool = False):
     """A campaign of three evaluated architectures; ``stored_state`` is kept as the
-    checkpoint of ``STORED`` (the current model's weights)."""
+    checkpoint of ``STORED`` (the current model's weights). ``relative``: the config states
+    its latency budget relative to the backbone, which the search resolved to 100 ms."""
+    from core.budgets import Budgets
     from evaluators.runner import CandidateResult
     from nas.campaign import Campaign
     from nas.config import Experiment
@@ -59,14 +61,17 @@ def make_campaign(root: Path, workdir: Path, stored_state: dict | None = None):
     from search_spaces.architecture import Architecture
     from search_spaces.space import SearchSpace
 
-    exp = Experiment.from_dict(experiment(workdir))
+    exp = Experiment.from_dict(experiment(workdir, **({"budgets": {"latency_over_backbone_pct": 900.0}}
+                                                       if relative else {})))
     camp = Campaign.create(root, exp.to_dict())
+    budgets = Budgets(latency_ms=100.0) if relative else exp.budgets
+    camp.set_budgets(budgets)
     space = SearchSpace(exp.space)
     for i, (arch, (q, lat, mem)) in enumerate(ARCHS.items()):
         a = Architecture.parse(arch)
         cand = Candidate(f"r0.c{i}", a, 2, 0, "child", None, None, None, arch == STORED)
         result = CandidateResult(arch, "ok", None, q, {"flow_loss": q}, stored_state or {}, 0.1, 2, 1.0)
-        camp.record(space, Outcome(cand, result, Cost(lat, mem)), {}, 0, exp.budgets)
+        camp.record(space, Outcome(cand, result, Cost(lat, mem)), {}, 0, budgets)
         if arch == STORED and stored_state is not None:
             camp.save_result(cand, result)
     return camp
