@@ -10,7 +10,7 @@ event, to the campaign's ``events.jsonl`` and to the caller's :class:`Observer`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -82,6 +82,24 @@ def resolve_budgets(space: SearchSpace, cost: TableCost, budgets: Budgets) -> Bu
                           f"table, which cannot price it ({'; '.join(p.reasons) or p.status}); build the table "
                           "from the experiment (hwnas lut build CONFIG) or state absolute budgets")
     return budgets.resolve(p.latency_ms, p.memory_bytes)
+
+
+def check_first_round(exp, state: SearchState) -> None:
+    """A training budget that cannot pay for the strategy's first round would end the campaign
+    before it trains anything, as if it had run: say what the first round needs instead."""
+    limit = exp.search.max_train_steps
+
+    def first(steps_left):
+        probe = create_strategy(exp.search.strategy, exp.search.options, exp.seed, exp.candidate_steps)
+        return probe.propose(replace(state, steps_left=steps_left))
+
+    if limit is None or first(limit):
+        return
+    batch = first(None)
+    need = sum(c.steps for c in batch)
+    if batch:
+        raise BudgetError(f"search.max_train_steps = {limit} cannot pay for the first round: its {len(batch)} "
+                          f"candidate{'s' if len(batch) > 1 else ''} train {need} steps in all; give {need} or more")
 
 
 def check_budgets(space: SearchSpace, cost: TableCost, budgets: Budgets, stated: Budgets | None = None) -> None:
@@ -205,8 +223,10 @@ class Search:
         self.state = SearchState(self.space, predict, self.budgets, state_filter(self.space, table, self.budgets))
         s = exp.search
         self.strategy = create_strategy(s.strategy, s.options, exp.seed, exp.candidate_steps)
-        self.pool = self._pool or make_pool(exp, str(self.campaign.workdir()), self.ray_address)
         saved = self.campaign.load_state()
+        if not saved:
+            check_first_round(exp, self.state)  # before any worker starts
+        self.pool = self._pool or make_pool(exp, str(self.campaign.workdir()), self.ray_address)
         if saved:
             self.strategy.load_state_dict(saved["strategy"])
             self.rounds, self.steps_used = saved["rounds"], saved["steps_used"]

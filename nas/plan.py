@@ -18,7 +18,7 @@ from pathlib import Path
 
 from core.budgets import MIB, Budgets
 from nas.config import Experiment
-from nas.engine import BudgetError, TableCost, check_budgets, resolve_budgets
+from nas.engine import BudgetError, TableCost, check_budgets, check_first_round, resolve_budgets
 from nas.strategies import SearchState, create_strategy
 from search_spaces.space import SearchSpace
 
@@ -49,6 +49,10 @@ def dry_run(exp: Experiment) -> dict:
         state = SearchState(space, predict, budgets, pruning.allows, s.max_train_steps)
         strategy = create_strategy(s.strategy, s.options, exp.seed, exp.candidate_steps)
         rounds = strategy.simulate(state, s.max_rounds)
+        try:
+            check_first_round(exp, state)
+        except BudgetError as exc:
+            problem = str(exc)
     # candidates are what the strategy evaluates; training its current model between evolution
     # steps (SnapGen-V's A1, role "train") costs steps but is not a candidate
     evaluated = [[c for c in batch if c.role != "train"] for batch in rounds]

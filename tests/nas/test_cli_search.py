@@ -27,6 +27,21 @@ def test_budget_no_architecture_can_meet(tmp_path, tiny_config_path, work, small
     assert " ms per step and " in line  # the cheapest architecture's cost is quoted
 
 
+def test_a_training_budget_that_cannot_pay_for_the_first_round(tmp_path, tiny_config_path, work, small_lut):
+    import re
+
+    # It used to end the campaign before any training, as "training budget spent", exit 0.
+    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=small_lut, search={"max_train_steps": 5})
+    line = _one_line_error(hwnas("search", "run", cfg, "--out", tmp_path / "camp"),
+                           "search.max_train_steps = 5 cannot pay for the first round")
+    n, need = map(int, re.search(r"its (\d+) candidates train (\d+) steps", line).groups())
+    assert n >= 2 and need == 3 * n  # three steps per candidate in the small config
+    _one_line_error(hwnas("search", "run", cfg, "--dry-run"), f"give {need} or more")
+    enough = small_config(tmp_path / "d.yaml", tiny_config_path, work, lut=small_lut, search={"max_train_steps": need})
+    plan = json.loads(hwnas("search", "run", enough, "--dry-run", "--json").stdout)
+    assert plan["problem"] is None and plan["candidates_per_round"][0] == n
+
+
 def test_unreachable_ray_address(tmp_path, tiny_config_path, work, small_lut):
     cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=small_lut)
     _one_line_error(hwnas("search", "run", cfg, "--out", tmp_path / "camp", "--ray-address", "127.0.0.1:9"),
