@@ -180,6 +180,11 @@ class RayCluster:
         self._started_ray = False
         self._reaper = None
 
+    @property
+    def owned(self) -> bool:
+        """A local cluster this object started (``close`` ends it, and all on it)."""
+        return self._started_ray and not self.address
+
     def start(self) -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         import ray
@@ -279,8 +284,12 @@ class RayPool(WorkerPool):
     def close(self) -> None:
         import ray
 
-        for actor in self.actors:
-            ray.kill(actor, no_restart=True)
+        if not self._cluster.owned:
+            # Another's cluster lives on: free what the actors hold. On our own local cluster the
+            # shutdown ends them; killing each first has Ray's driver print, on stdout, that their
+            # running tasks "will be retried".
+            for actor in self.actors:
+                ray.kill(actor, no_restart=True)
         self.actors = []
         self._cluster.close()
 

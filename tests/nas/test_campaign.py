@@ -186,3 +186,30 @@ def test_kill_9_of_a_campaign_leaves_no_ray_process_behind(tmp_path, tiny_config
     resume = hwnas("search", "resume", camp)  # and the campaign goes on
     assert resume.returncode == 0, resume.stderr[-2000:]
     assert len(trials(camp)) == SNAPGEN_TRIALS
+
+
+def test_sigint_stops_the_campaign_with_nothing_of_rays_on_stdout(tmp_path, tiny_config_path, work, small_lut):
+    """SIGINT to the campaign (kill -INT; Ctrl-C sends it to the whole group) while workers are
+    inside candidates: exit 130, no process left, and stdout carries nothing from Ray (killing
+    the actors one by one had its driver print there that their tasks 'will be retried')."""
+    from nas.reaper import alive, descendants
+
+    cfg = small_config(tmp_path / "c.yaml", tiny_config_path, work, lut=small_lut, search={"steps": 40})
+    camp = tmp_path / "camp"
+    proc = subprocess.Popen(HWNAS + ["search", "run", str(cfg), "--out", str(camp)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if (camp / "events.jsonl").exists() and len(candidate_events(camp)) >= 2:
+            break
+        time.sleep(0.1)
+    cluster = descendants(proc.pid)
+    assert len(candidate_events(camp)) < SNAPGEN_TRIALS  # the round goes on: workers are busy
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "raylet" not in out and "retried" not in out, out[-2000:]
+    deadline = time.time() + 10
+    while time.time() < deadline and any(alive(p) for p in cluster):
+        time.sleep(0.2)
+    assert not [p for p in cluster if alive(p)]
