@@ -46,6 +46,8 @@ def build_table(space: SearchSpace | None, lut_config: LutConfig, out_path: str 
         table = LookupTable(meta={"fingerprint": fingerprint, "protocol": lut_config.protocol(),
                                   "created": now_iso(), "op_options": op_options(space)})
     entries = [e for e in entries if remeasure or e.key not in table]
+    if not entries:  # a table that holds the space already: nothing to measure, nothing to show
+        progress = False
     with as_progress(progress) as shown:
         task = shown.task(f"measuring {out_path.name}", total=len(entries))
         for entry in entries:
