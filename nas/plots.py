@@ -1,8 +1,10 @@
 """Plots of a campaign's candidates and Pareto front: quality against latency and quality
 against memory side by side (the front is 3-D: a point that looks dominated in one panel
 is on the front through the other), every budget drawn in its panel, front points
-labelled with their architecture, feasible candidates as filled circles and infeasible
-ones as crosses. HTML with plotly, PNG with matplotlib."""
+numbered by quality and keyed to their architecture beside the panels (labels at the points
+overlap where points cluster), feasible candidates as filled circles and infeasible ones as
+crosses; a legend entry only for what is drawn. HTML with plotly (the architecture also on
+hover), PNG with matplotlib."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,8 +34,13 @@ def _split(points: list[Point], budgets: Budgets) -> tuple[list[Point], list[Poi
     return ok, [p for p in points if budgets.violations(p.latency_ms, p.memory_bytes)]
 
 
-def _short(arch: str) -> str:
-    return arch.replace(",", "\n")
+def _numbered(front: Front) -> list[tuple[int, Point]]:
+    """Front points numbered 1, 2, ... from the best quality down: the key the plots print."""
+    return list(enumerate(sorted(front.points, key=lambda p: -p.quality), start=1))
+
+
+def _key(front: Front) -> str:
+    return "\n".join(f"{i}  {p.arch}  (quality {p.quality:.4f})" for i, p in _numbered(front))
 
 
 def _subtitle(front: Front) -> str:
@@ -52,19 +59,26 @@ def _plotly(points, front, budgets, out, title):
     feasible, infeasible = _split(points, budgets)
     for col, (attr, label, scale, budget_attr) in enumerate(PANELS, start=1):
         for group, name, symbol in ((feasible, "within budgets", "circle"), (infeasible, "over a budget", "x")):
+            if not group:
+                continue
             fig.add_trace(go.Scatter(
                 x=[getattr(p, attr) / scale for p in group], y=[p.quality for p in group], mode="markers",
                 name=name, legendgroup=name, showlegend=col == 1, text=[p.arch for p in group],
                 hovertemplate="%{text}<br>quality %{y:.5f}<br>%{x:.3f}<extra></extra>",
                 marker=dict(symbol=symbol, size=8, color="steelblue" if symbol == "circle" else "grey",
                             opacity=0.7)), row=1, col=col)
+        number = {id(p): i for i, p in _numbered(front)}
         for group, name, symbol in zip(_split(front.points, budgets), ("Pareto front (quality, latency, memory)",
                                                                        "front point over a budget"),
                                        ("diamond", "diamond-open")):
+            if not group:
+                continue
             fig.add_trace(go.Scatter(
                 x=[getattr(p, attr) / scale for p in group], y=[p.quality for p in group],
-                mode="markers+text", name=name, legendgroup=name, showlegend=col == 1, text=[p.arch for p in group],
-                textposition="top center", textfont=dict(size=9),
+                mode="markers+text", name=name, legendgroup=name, showlegend=col == 1,
+                text=[str(number[id(p)]) for p in group], customdata=[p.arch for p in group],
+                hovertemplate="%{customdata}<br>quality %{y:.5f}<br>%{x:.3f}<extra></extra>",
+                textposition="top center", textfont=dict(size=10),
                 marker=dict(size=11, symbol=symbol, color="crimson")), row=1, col=col)
         limit = getattr(budgets, budget_attr)
         if limit is not None:
@@ -72,8 +86,10 @@ def _plotly(points, front, budgets, out, title):
                           annotation_text=f"{'latency' if col == 1 else 'memory'} budget")
         fig.update_xaxes(title_text=label, row=1, col=col)
     fig.update_yaxes(title_text="quality (higher is better)", row=1, col=1)
+    fig.add_annotation(text=_key(front).replace("\n", "<br>"), xref="paper", yref="paper", x=0, y=-0.3,
+                       showarrow=False, align="left", xanchor="left", yanchor="top", font=dict(size=11))
     fig.update_layout(title=f"{title}: {_subtitle(front)}", legend=dict(orientation="h", y=-0.18),
-                      height=560, width=1300)
+                      height=600 + 18 * len(front.points), width=1300, margin=dict(b=140 + 18 * len(front.points)))
     fig.write_html(out, include_plotlyjs=True)
 
 
@@ -83,21 +99,22 @@ def _matplotlib(points, front, budgets, out, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(14, 6), dpi=110, sharey=True)
+    rows = len(front.points)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6 + 0.2 * rows), dpi=110, sharey=True)
     feasible, infeasible = _split(points, budgets)
+    front_ok, front_over = _split(front.points, budgets)
     for ax, (attr, label, scale, budget_attr) in zip(axes, PANELS):
-        ax.scatter([getattr(p, attr) / scale for p in feasible], [p.quality for p in feasible], marker="o",
-                   color="steelblue", alpha=0.6, label="within budgets")
-        ax.scatter([getattr(p, attr) / scale for p in infeasible], [p.quality for p in infeasible], marker="x",
-                   color="grey", alpha=0.8, label="over a budget")
-        front_ok, front_over = _split(front.points, budgets)
-        ax.scatter([getattr(p, attr) / scale for p in front_ok], [p.quality for p in front_ok], marker="D",
-                   color="crimson", zorder=3, label="Pareto front (quality, latency, memory)")
-        ax.scatter([getattr(p, attr) / scale for p in front_over], [p.quality for p in front_over], marker="D",
-                   facecolors="none", edgecolors="crimson", zorder=3, label="front point over a budget")
-        for p in front.points:
-            ax.annotate(_short(p.arch), (getattr(p, attr) / scale, p.quality), fontsize=6,
-                        xytext=(4, 4), textcoords="offset points")
+        for group, style in ((feasible, dict(marker="o", color="steelblue", alpha=0.6, label="within budgets")),
+                             (infeasible, dict(marker="x", color="grey", alpha=0.8, label="over a budget")),
+                             (front_ok, dict(marker="D", color="crimson", zorder=3,
+                                             label="Pareto front (quality, latency, memory)")),
+                             (front_over, dict(marker="D", facecolors="none", edgecolors="crimson", zorder=3,
+                                               label="front point over a budget"))):
+            if group:
+                ax.scatter([getattr(p, attr) / scale for p in group], [p.quality for p in group], **style)
+        for i, p in _numbered(front):
+            ax.annotate(str(i), (getattr(p, attr) / scale, p.quality), fontsize=8, color="crimson",
+                        xytext=(5, 3), textcoords="offset points")
         limit = getattr(budgets, budget_attr)
         if limit is not None:
             ax.axvline(limit / scale, linestyle="--", color="black",
@@ -107,6 +124,9 @@ def _matplotlib(points, front, budgets, out, title):
         ax.legend(fontsize=7, loc="lower right")
     axes[0].set_ylabel("quality (higher is better)")
     fig.suptitle(f"{title}: {_subtitle(front)}")
-    fig.tight_layout()
+    key_in = 0.2 * rows + 0.5  # inches below the panels for the key of the numbered front points
+    fig.tight_layout(rect=(0, key_in / fig.get_figheight(), 1, 1))
+    fig.text(0.01, (key_in - 0.15) / fig.get_figheight(), "front, by quality:\n" + _key(front), fontsize=8,
+             va="top", family="monospace")
     fig.savefig(out)
     plt.close(fig)

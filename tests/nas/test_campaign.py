@@ -72,6 +72,12 @@ def test_campaign_on_a_ray_cluster(tmp_path, tiny_config_path, work, ray_cluster
     for ext in ("png", "html"):
         plot = hwnas("pareto", "plot", camp, "--out", tmp_path / f"front.{ext}")
         assert plot.returncode == 0 and (tmp_path / f"front.{ext}").stat().st_size > 10_000
+    # Front points are numbered by quality and keyed once to their architecture; the legend names
+    # only what is drawn (no budgets here: nothing is over one).
+    html = (tmp_path / "front.html").read_text()
+    ranked = sorted(front["front"], key=lambda p: -p["quality"])
+    assert all(f"{i}  {p['arch']}  (quality" in html for i, p in enumerate(ranked, start=1))
+    assert "over a budget" not in html
 
 
 def test_a_worker_killed_mid_candidate_is_retried(tmp_path, tiny_config_path, work, small_lut, ray_cluster):
