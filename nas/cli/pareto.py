@@ -64,7 +64,17 @@ def stage_note(campaign, stage: str = "final") -> str:
                                                 if stage == "final" and rescore.enabled else "")
 
 
-def print_front(front, stage: str = "") -> None:
+def quality_formula(exp) -> str | None:
+    """How a weighted evaluator's quality is made of its components' (the breakdown's
+    ``NAME/quality`` entries), in words; None for a single evaluator."""
+    if exp.evaluator.name != "weighted":
+        return None
+    parts = exp.evaluator.options.components
+    terms = " + ".join(f"{c.weight:g} x {c.name}/quality" for c in parts)
+    return f"quality = ({terms}) / {sum(c.weight for c in parts):g}"
+
+
+def print_front(front, stage: str = "", formula: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -79,7 +89,7 @@ def print_front(front, stage: str = "") -> None:
     cut = False
     for p in data["front"]:
         # one layer / one score per line keeps the table narrow
-        items = list(p["breakdown"].items())
+        items = sorted(p["breakdown"].items(), key=lambda kv: not kv[0].endswith("/quality"))  # components first
         brk = "\n".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items[:BREAKDOWN_ROWS])
         if len(items) > BREAKDOWN_ROWS:
             brk += f"\n(+{len(items) - BREAKDOWN_ROWS} more)"
@@ -89,8 +99,11 @@ def print_front(front, stage: str = "") -> None:
                       *(_verified_cell(p["verified"].get(ev)) for ev in verified))
     console = Console(width=None if sys.stdout.isatty() else 120)  # rich's pipe default is 80
     console.print(table)
+    if formula:
+        console.print(formula)
     if cut:
-        console.print(f"breakdown: the first {BREAKDOWN_ROWS} scores of each point; --json has all of them")
+        console.print(f"breakdown: each component's quality, then other scores up to {BREAKDOWN_ROWS}; "
+                      "--json has all of them")
     if any(p["evaluations"] > 1 for p in data["front"]):
         console.print("runs: evaluations of that architecture (e.g. a candidate, then the reference retrained from "
                       "it); the front keeps its best")
@@ -133,7 +146,7 @@ def run_show(args) -> int:
     if args.json:
         emit_json({"stage": resolved_stage(campaign, args.stage), **front.to_dict()})
     else:
-        print_front(front, stage_note(campaign, args.stage))
+        print_front(front, stage_note(campaign, args.stage), quality_formula(campaign.experiment()))
     return 0
 
 

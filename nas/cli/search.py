@@ -12,7 +12,7 @@ import time
 
 from core.progress import Progress
 from nas.cli.common import PretrainProgress, emit_json, load_experiment
-from nas.cli.pareto import plot_campaign, print_front, resolved_stage, stage_note
+from nas.cli.pareto import plot_campaign, print_front, quality_formula, resolved_stage, stage_note
 from nas.engine import Observer
 
 
@@ -128,7 +128,7 @@ def _search(campaign, ray_address, as_json: bool) -> int:
                    "plot": str(plot), "stage": resolved_stage(campaign), **front.to_dict()})
         return 0
     print(f"stopped: {reason} ({time.time() - t0:.0f} s)", file=sys.stderr)
-    print_front(front, stage_note(campaign))
+    print_front(front, stage_note(campaign), quality_formula(campaign.experiment()))
     print(f"plot: {plot}")
     return 0
 

@@ -98,3 +98,32 @@ def test_bad_input_from_a_real_process_has_no_traceback(tiny_config_path):
     out = hwnas("cost", tiny_config_path, "--arch", "mid:conv9d:1")
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.strip() == "hwnas: error: unknown operator 'conv9d' at slot mid; allowed: " + ", ".join(list_ops())
+
+
+def test_the_front_states_how_a_weighted_quality_is_made():
+    """The main job's quality (1.45) is not its flow_loss quality (0.95): pareto show says how,
+    and what it says is what the weighted evaluator computes."""
+    import re
+
+    from evaluators.scores.base import Score
+    from evaluators.scores.weighted import WeightedEvaluator
+    from nas.cli.pareto import quality_formula
+    from nas.config import Experiment
+
+    formula = quality_formula(Experiment.load("experiments/tiny.yaml"))
+    assert formula == "quality = (1 x flow_loss/quality + 0.05 x caption_discrimination/quality) / 1.05"
+    weights = {name: float(w) for w, name in re.findall(r"([\d.]+) x (\w+)/quality", formula)}
+    divisor = float(formula.rsplit("/ ", 1)[1])
+
+    class Fixed:
+        def __init__(self, quality):
+            self.quality = quality
+
+        def score(self, model):
+            return Score(self.quality, {})
+
+    parts = {"flow_loss": 0.9516, "caption_discrimination": 11.448}
+    ev = WeightedEvaluator.__new__(WeightedEvaluator)  # its components' scores fixed, nothing trained
+    ev.weights, ev.parts = weights, {n: Fixed(q) for n, q in parts.items()}
+    assert ev.score(None).quality == pytest.approx(sum(weights[n] * q for n, q in parts.items()) / divisor)
+    assert quality_formula(Experiment.load("experiments/snapgen_v.yaml")) is None  # one evaluator: no formula
