@@ -386,7 +386,16 @@ class Campaign:
         exp, trials = self.experiment(), self.trials()
         saved = self.load_state() or {}
         strategy = saved.get("strategy", {})
-        stopped = [e for e in self.events() if e["event"] == "stopped"]
+        events = self.events()
+        stopped = [e for e in events if e["event"] == "stopped"]
+        kinds = [e["event"] for e in events]
+        started = max((i for i, k in enumerate(kinds) if k == "round_started"), default=-1)
+        decided = max((i for i, k in enumerate(kinds) if k == "round_finished"), default=-1)
+        running = None  # trials are stored when a round is decided; its candidates finish before
+        if started > decided:
+            r = events[started]
+            running = {"round": r.get("round"), "candidates": len(r.get("candidates") or []),
+                       "finished": sum(k == "candidate" for k in kinds[started + 1:])}
         return {"campaign": str(self.root), "name": exp.name, "strategy": exp.search.strategy,
                 "storage": self.storage_url(), "lut": self.meta.get("lut"),
                 "rounds": saved.get("rounds", 0), "steps_used": saved.get("steps_used", 0),
@@ -397,7 +406,7 @@ class Campaign:
                 "rescored": len(self.points(RESCORE)) if exp.rescore.enabled else None,
                 "stage": "rescore" if self.rescored() else "search",
                 "stop_reason": stopped[-1]["reason"] if stopped else strategy.get("stop_reason") or None,
-                "budget": self.budget_spent()}
+                "round_in_progress": running, "budget": self.budget_spent()}
 
     def budget_spent(self) -> dict:
         """What the search has cost, comparable across strategies: training steps actually run

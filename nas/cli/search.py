@@ -141,7 +141,15 @@ def run_status(args) -> int:
         emit_json(info)
         return 0
     for key, value in info.items():
-        print(f"{key}: {value}")
+        if key == "round_in_progress" and value:
+            value = (f"round {value['round']}: {value['finished']} of {value['candidates']} candidates finished "
+                     "(rounds, steps_used and trials count decided rounds)")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if v is not None:
+                    print(f"{key}.{k}: {round(v, 1) if isinstance(v, float) else v}")
+        elif value is not None:
+            print(f"{key}: {value}")
     return 0
 
 

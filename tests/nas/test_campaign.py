@@ -219,3 +219,20 @@ def test_sigint_stops_the_campaign_with_nothing_of_rays_on_stdout(tmp_path, tiny
     while time.time() < deadline and any(alive(p) for p in cluster):
         time.sleep(0.2)
     assert not [p for p in cluster if alive(p)]
+
+
+def test_status_mid_round_says_how_far_the_round_is(tmp_path, tiny_config_path, work, hwnas):
+    """Trials are stored when a round is decided: mid-round, status says how many of the
+    round's candidates have finished, beside rounds and trials still at 0."""
+    exp = Experiment.load(small_config(tmp_path / "c.yaml", tiny_config_path, work))
+    camp = Campaign.create(tmp_path / "camp", exp.to_dict())
+    camp.event("started", rounds=0, steps_used=0)
+    camp.event("round_started", round=0, candidates=[{"id": "r0.ref"}, {"id": "r0.a0"}, {"id": "r0.a1"}])
+    camp.event("candidate", id="r0.a0", steps=3)
+    status = camp.status()
+    assert status["round_in_progress"] == {"round": 0, "candidates": 3, "finished": 1}
+    assert status["trials"] == 0 and status["budget"]["training_steps"] == 3
+    text = hwnas("search", "status", camp.root).stdout
+    assert "round_in_progress: round 0: 1 of 3 candidates finished" in text and "budget.training_steps: 3" in text
+    camp.event("round_finished", round=0, steps_used=9)
+    assert camp.status()["round_in_progress"] is None
