@@ -14,6 +14,7 @@ from a ``UNet2DConditionModel`` and a ``MotionAdapter`` (AnimateDiff; config
 from __future__ import annotations
 
 import inspect
+import logging
 from dataclasses import dataclass, field
 
 import torch
@@ -92,21 +93,15 @@ def _class(name: str):
     return cls
 
 
-def _check_config(config: dict, parts: dict) -> None:
-    """Every key a setting of its class (``parts``: key in ``config`` -> class, "" for the whole
-    config): diffusers ignores unknown keys with a warning, and a misspelt one would cost
-    another model."""
-    if "" not in parts and set(config) - set(parts):
-        extra = ", ".join(map(repr, sorted(set(config) - set(parts))))
-        raise CostError(f"config: takes {' and '.join(map(repr, parts))}, not {extra}")
-    for key, part in parts.items():
-        sub, where = (config.get(key, {}), f"config[{key!r}]") if key else (config, "config")
-        if not isinstance(sub, dict):
-            raise CostError(f"{where} must be a JSON object of {part.__name__} settings")
-        unknown = sorted(part.extract_init_dict(dict(sub))[1])
-        if unknown:
-            raise CostError(f"{where}: {', '.join(map(repr, unknown))} "
-                            f"{'is not a setting' if len(unknown) == 1 else 'are not settings'} of {part.__name__}")
+def _check_keys(part, settings, where: str) -> None:
+    """Every key of ``settings`` a setting of the diffusers class ``part``: diffusers ignores
+    unknown keys with a warning, and a misspelt one would cost another model."""
+    if not isinstance(settings, dict):
+        raise CostError(f"{where} must be a JSON object of {part.__name__} settings")
+    unknown = sorted(part.extract_init_dict(dict(settings))[1])
+    if unknown:
+        raise CostError(f"{where}: {', '.join(map(repr, unknown))} "
+                        f"{'is not a setting' if len(unknown) == 1 else 'are not settings'} of {part.__name__}")
 
 
 def build_diffusers_unet(name: str, config: dict | None = None) -> torch.nn.Module:
@@ -115,14 +110,17 @@ def build_diffusers_unet(name: str, config: dict | None = None) -> torch.nn.Modu
 
     cls = _class(name)
     config = dict(config or {})
+    logging.getLogger("diffusers").setLevel(logging.ERROR)  # as build_unet: its notes become our errors or nothing
     motion = name == "UNetMotionModel" and (not config or {"unet", "motion_adapter"} & set(config))
-    level = diffusers.logging.get_verbosity()
-    diffusers.logging.set_verbosity_error()  # its notes (ignored keys, float32 modules) become our errors or nothing
+    if motion:
+        extra = sorted(set(config) - {"unet", "motion_adapter"})
+        if extra:
+            raise CostError(f"config: takes 'unet' and 'motion_adapter', not {', '.join(map(repr, extra))}")
+        _check_keys(diffusers.UNet2DConditionModel, config.get("unet", {}), "config['unet']")
+        _check_keys(diffusers.MotionAdapter, config.get("motion_adapter", {}), "config['motion_adapter']")
+    else:
+        _check_keys(cls, config, "config")
     try:
-        if motion:
-            _check_config(config, {"unet": diffusers.UNet2DConditionModel, "motion_adapter": diffusers.MotionAdapter})
-        else:
-            _check_config(config, {"": cls})
         with torch.device("meta"):
             if motion:
                 unet = diffusers.UNet2DConditionModel.from_config({**SD15_UNET, **config.get("unet", {})})
@@ -132,8 +130,6 @@ def build_diffusers_unet(name: str, config: dict | None = None) -> torch.nn.Modu
                 model = cls.from_config(config) if config else cls()
     except (TypeError, ValueError, KeyError) as exc:
         raise CostError(f"{name} cannot be built from this config: {str(exc).splitlines()[0]}") from None
-    finally:
-        diffusers.logging.set_verbosity(level)
     # Some diffusers layers create parameters with the legacy torch.Tensor([...]) constructor,
     # which ignores the device context (SVD's AlphaBlender.mix_factor): move what stayed on cpu.
     return model.to("meta").eval()
